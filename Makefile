@@ -1,0 +1,32 @@
+# The README's two commands:  `make book`  and  `make test`.
+# Both set up everything they need on a fresh machine (Python 3.11) first.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: book test setup browser clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+# headless Chromium from Debian's packages, for the browser test
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing: install Debian's 'chromium' package (the browser test will be skipped)"; fi; }
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build -W --keep-going --all .
+
+test: $(STAMP) browser
+	$(PY) -m pytest
+
+clean:
+	rm -rf _build
