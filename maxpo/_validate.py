@@ -1,0 +1,122 @@
+"""Input checking shared by every estimator: one place that turns user data into
+float tensors and says clearly what is wrong (which group, which value)."""
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def group_label(flat_index: int, batch_shape: tuple[int, ...]) -> str:
+    """Human-readable name of group ``flat_index`` in a batch of shape ``batch_shape``."""
+    if len(batch_shape) == 0:
+        return "the group"
+    if len(batch_shape) == 1:
+        return f"group {flat_index}"
+    return f"group {tuple(int(i) for i in np.unravel_index(flat_index, batch_shape))}"
+
+
+def as_reward_tensor(rewards: Any, name: str = "rewards") -> tuple[torch.Tensor, torch.dtype]:
+    """Convert ``rewards`` to a tensor and return ``(tensor, output_dtype)``.
+
+    Floating tensors keep their dtype and device. Integer and bool tensors, lists,
+    tuples and numpy arrays become float64 (integer rewards are never truncated).
+    Non-numeric data raises ``TypeError``; a scalar or an empty last dimension
+    raises ``ValueError``.
+    """
+    if isinstance(rewards, torch.Tensor):
+        t = rewards.detach()
+    else:
+        try:
+            arr = np.asarray(rewards)
+        except (ValueError, TypeError) as exc:  # ragged nested lists, etc.
+            raise ValueError(
+                f"{name} must be a rectangular array (last dimension = group); "
+                f"for groups of different sizes pad them and pass a mask ({exc})"
+            ) from None
+        if arr.dtype == object or arr.dtype.kind in "USVOMm":
+            raise TypeError(f"{name} must be numeric, got data of dtype {arr.dtype}")
+        if arr.dtype.kind == "c":
+            raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
+        t = torch.as_tensor(arr)
+    if t.is_complex():
+        raise TypeError(f"{name} must be real, got complex dtype {t.dtype}")
+    if t.dtype not in _FLOAT_DTYPES and (t.dtype == torch.bool or not t.dtype.is_floating_point):
+        if t.dtype not in (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64):
+            raise TypeError(f"{name} must be numeric, got dtype {t.dtype}")
+        out_dtype = torch.float64
+    elif isinstance(rewards, torch.Tensor):
+        out_dtype = t.dtype
+    else:
+        out_dtype = torch.float64
+    if t.dim() == 0:
+        raise ValueError(f"{name} must have at least one dimension (the group), got a scalar")
+    if t.shape[-1] == 0:
+        raise ValueError(f"{name} has an empty last dimension: every group needs at least one sample")
+    return t, out_dtype
+
+
+def as_mask(mask: Any, shape: torch.Size, device: torch.device) -> torch.Tensor | None:
+    """Check a sample mask (bool, same shape as the rewards, True = real sample)."""
+    if mask is None:
+        return None
+    if isinstance(mask, torch.Tensor):
+        m = mask.detach()
+    else:
+        try:
+            m = torch.as_tensor(np.asarray(mask))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"mask could not be read as an array: {exc}") from None
+    if m.dtype != torch.bool:
+        raise ValueError(f"mask must be a boolean tensor (True = real sample), got dtype {m.dtype}")
+    if tuple(m.shape) != tuple(shape):
+        raise ValueError(f"mask has shape {tuple(m.shape)} but rewards have shape {tuple(shape)}")
+    return m.to(device)
+
+
+def check_k(k: Any) -> int:
+    """``k`` must be an integer >= 1 (bool is refused)."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        if isinstance(k, torch.Tensor) and k.dim() == 0 and not k.is_floating_point() and k.dtype != torch.bool:
+            k = int(k)
+        else:
+            raise TypeError(f"k must be an integer, got {k!r} of type {type(k).__name__}")
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got k = {k}")
+    return k
+
+
+def check_finite(flat: torch.Tensor, flat_mask: torch.Tensor | None, batch_shape: tuple[int, ...],
+                 name: str = "rewards") -> None:
+    """Raise ``ValueError`` naming the first group and value that is NaN or infinite.
+
+    Entries hidden by the mask are not checked (padding may hold anything).
+    """
+    bad = ~torch.isfinite(flat)
+    if flat_mask is not None:
+        bad &= flat_mask
+    if bool(bad.any()):
+        g, j = (int(v) for v in bad.nonzero()[0])
+        value = float(flat[g, j])
+        raise ValueError(
+            f"{name} contain a non-finite value ({value}) in {group_label(g, batch_shape)} at position {j}"
+        )
+
+
+def check_binary(flat: torch.Tensor, flat_mask: torch.Tensor | None, batch_shape: tuple[int, ...],
+                 method: str) -> None:
+    """Binary (pass@K) methods need every real reward to be exactly 0 or 1."""
+    bad = (flat != 0) & (flat != 1)
+    if flat_mask is not None:
+        bad &= flat_mask
+    if bool(bad.any()):
+        g, j = (int(v) for v in bad.nonzero()[0])
+        raise ValueError(
+            f"{method} needs binary rewards (0 or 1), got {float(flat[g, j])} in "
+            f"{group_label(g, batch_shape)} at position {j}"
+        )

@@ -1,0 +1,518 @@
+r"""Batched max@K / pass@K objective estimates and policy-gradient advantages.
+
+Conventions (see the book, chapters 2-5):
+
+* ``rewards[..., i]`` is the reward of sample ``i`` of a group of ``B`` i.i.d.
+  samples of one prompt; any leading dimensions are a batch of groups.
+* An advantage vector ``A`` gives the gradient estimate
+  :math:`\hat g = \sum_i A_i \nabla\log\pi(y_i)`. Unbiased methods are scaled so
+  that :math:`E[\hat g] = \nabla J_K` exactly, with
+  :math:`J_K = E[\max(r_1, \dots, r_K)]` (a sum over the group, no ``1/B``).
+* Centered means :math:`\sum_i A_i = 0` in every realised batch.
+
+All max@K methods are computed from the sorted rewards
+:math:`r_{(1)} \le \dots \le r_{(B)}` with rank weights built from log-binomials
+(no overflow at any ``B``), in float64 internally, in :math:`O(B \log B)` (the sort)
+except ``maxpo_pairwise`` which is the quadratic reference form. Tied rewards get
+bit-identical advantages.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable
+
+import torch
+
+from maxpo._validate import (
+    as_mask,
+    as_reward_tensor,
+    check_binary,
+    check_finite,
+    check_k,
+    group_label,
+)
+
+__all__ = ["METHODS", "MethodInfo", "advantages", "maxk_estimate", "passk_estimate"]
+
+_WORK = torch.float64  # internal precision of every estimator
+
+
+# --------------------------------------------------------------------------- rank weights
+def _log_comb(a: torch.Tensor, b: float) -> torch.Tensor:
+    """log C(a, b) elementwise for float64 ``a``; ``-inf`` where ``b < 0`` or ``b > a``."""
+    if b < 0:
+        return torch.full_like(a, -math.inf)
+    valid = a >= b
+    a_safe = torch.where(valid, a, torch.full_like(a, b))
+    out = torch.lgamma(a_safe + 1) - math.lgamma(b + 1) - torch.lgamma(a_safe - b + 1)
+    return torch.where(valid, out, torch.full_like(a, -math.inf))
+
+
+def _log_comb_scalar(a: int, b: int) -> float:
+    return math.lgamma(a + 1) - math.lgamma(b + 1) - math.lgamma(a - b + 1)
+
+
+@dataclass(frozen=True)
+class RankWeights:
+    """Weights on the sorted rewards of a group of ``n`` samples for a given ``k``.
+
+    With positions ``i = 1..n`` (ascending rewards):
+
+    * ``maxk[i]  = C(i-1, k-1) / C(n, k)``   -- the max@K U-statistic (sums to 1)
+    * ``own[i]   = C(i-1, k-1) / C(n-1, k-1)`` and ``tail[m] = C(m-2, k-2) / C(n-1, k-1)``
+      -- ``Q_(i) = own[i] r_(i) + sum_{m>i} tail[m] r_(m)`` (``own[i] + sum_{m>i} tail[m] = 1``)
+    * ``below[j] = C(j-1, k-2) / C(n, k)``   -- PKPO loo-1: ``A_(i) = maxk[i] r_(i) - sum_{j<i} below[j] r_(j)``
+    """
+
+    maxk: torch.Tensor
+    own: torch.Tensor
+    tail: torch.Tensor
+    below: torch.Tensor
+
+
+@lru_cache(maxsize=256)
+def _rank_weights(n: int, k: int, device: torch.device) -> RankWeights:
+    pos = torch.arange(1, n + 1, dtype=_WORK, device=device)
+    log_cnk = _log_comb_scalar(n, k) if k <= n else math.inf
+    log_cn1k1 = _log_comb_scalar(n - 1, k - 1) if 1 <= k <= n else math.inf
+    maxk = torch.exp(_log_comb(pos - 1, k - 1) - log_cnk)
+    own = torch.exp(_log_comb(pos - 1, k - 1) - log_cn1k1)
+    tail = torch.exp(_log_comb(pos - 2, k - 2) - log_cn1k1)
+    below = torch.exp(_log_comb(pos - 1, k - 2) - log_cnk)
+    return RankWeights(maxk=maxk, own=own, tail=tail, below=below)
+
+
+# --------------------------------------------------------------------------- sorted views
+@dataclass
+class _Sorted:
+    """A dense batch of groups, sorted ascending and shifted so each group's max is 0."""
+
+    values: torch.Tensor  # (G, n) float64, ascending, max (or min) exactly 0
+    order: torch.Tensor  # (G, n) int64: values[g, p] = x[g, order[g, p]] - shift
+    run_end: torch.Tensor  # (G, n) int64: last sorted position holding the same value
+    shift: torch.Tensor  # (G, 1) float64
+
+    def unsort(self, a_sorted: torch.Tensor) -> torch.Tensor:
+        return torch.empty_like(a_sorted).scatter_(-1, self.order, a_sorted)
+
+
+def _sort_groups(x: torch.Tensor, anchor: str = "max") -> _Sorted:
+    """Sort each group ascending, in float64, shifted so its max (or min) is exactly 0."""
+    xs, order = torch.sort(x, dim=-1)
+    xs = xs.to(_WORK)
+    shift = (xs[..., -1:] if anchor == "max" else xs[..., :1]).clone()
+    xs = xs - shift  # every max@K quantity used here is shift-equivariant
+    run_end = torch.searchsorted(xs, xs, right=True) - 1
+    return _Sorted(values=xs, order=order, run_end=run_end, shift=shift)
+
+
+def _q_sorted(s: _Sorted, k: int) -> torch.Tensor:
+    """Q_(i): mean over (k-1)-subsets T of the other samples of max(r_(i), max T), sorted order.
+
+    Computed at the end of each run of ties, so tied rewards get identical values.
+    """
+    n = s.values.shape[-1]
+    w = _rank_weights(n, k, s.values.device)
+    suffix = torch.flip(torch.cumsum(torch.flip(w.tail * s.values, (-1,)), -1), (-1,))
+    # Q_(i) = own_i r_(i) + sum_{m > i} tail_m r_(m); suffix[i] includes m = i, so use i+1.
+    suffix_after = torch.nn.functional.pad(suffix[..., 1:], (0, 1))
+    end = s.run_end
+    return w.own[end] * s.values + suffix_after.gather(-1, end)
+
+
+# --------------------------------------------------------------------------- dense methods
+# Each takes a dense (G, n) tensor of rewards (original dtype) and k, and returns the
+# (G, n) float64 advantages in the original sample order.
+
+def _maxpo(x: torch.Tensor, k: int) -> torch.Tensor:
+    s = _sort_groups(x)
+    n = x.shape[-1]
+    q = _q_sorted(s, k)
+    return s.unsort(k / (n - k) * (q - q.mean(-1, keepdim=True)))
+
+
+def _canonical(x: torch.Tensor, k: int) -> torch.Tensor:
+    s = _sort_groups(x)
+    n = x.shape[-1]
+    q = _q_sorted(s, k)
+    return s.unsort(n / (n - k) * (q - q.mean(-1, keepdim=True)))
+
+
+def _pkpo_s(x: torch.Tensor, k: int) -> torch.Tensor:
+    s = _sort_groups(x)
+    n = x.shape[-1]
+    q = _q_sorted(s, k) + s.shift  # undo the shift: s is not shift-invariant
+    return s.unsort(k / n * q)
+
+
+def _pkpo_loo(x: torch.Tensor, k: int) -> torch.Tensor:
+    # s_i - k/(n-1) V_{-i}, with V_{-i} = (n rho - k Q_i)/(n-k) and rho = mean(Q).
+    s = _sort_groups(x)
+    n = x.shape[-1]
+    q = _q_sorted(s, k) + s.shift
+    rho = q.mean(-1, keepdim=True)
+    v_minus = (n * rho - k * q) / (n - k)
+    return s.unsort(k / n * q - k / (n - 1) * v_minus)
+
+
+def _pkpo_loo1(x: torch.Tensor, k: int) -> torch.Tensor:
+    # A_(i) = C(n,k)^-1 [C(i-1,k-1) r_(i) - sum_{j<i} C(j-1,k-2) r_(j)]  (shift-invariant)
+    #       = sum_{j<i} C(j-1,k-2)/C(n,k) (r_(i) - r_(j)) >= 0.
+    # Anchoring the minimum at 0 makes the lowest run exactly 0 (binary: wrong answers get 0);
+    # the clamp only removes rounding below the true value's lower bound 0.
+    s = _sort_groups(x, anchor="min")
+    n = x.shape[-1]
+    w = _rank_weights(n, k, s.values.device)
+    prefix_before = torch.nn.functional.pad(torch.cumsum(w.below * s.values, -1)[..., :-1], (1, 0))
+    end = s.run_end
+    a = (w.maxk[end] * s.values - prefix_before.gather(-1, end)).clamp_min(0)
+    return s.unsort(a)
+
+
+_PAIRWISE_CHUNK = 1 << 23  # elements of one (groups, n, n) block
+
+
+def _maxpo_pairwise(x: torch.Tensor, k: int) -> torch.Tensor:
+    r"""Quadratic reference form of the L2O advantage.
+
+    ``A_i = k / (n (n-1)) * sum_{j != i} D_ij`` with
+    ``D_ij = E_T[max(r_i, max T) - max(r_j, max T)]``, ``T`` a uniformly random
+    ``(k-1)``-subset of the ``n-2`` samples other than ``i`` and ``j``. ``D`` is
+    antisymmetric, so the advantages sum to zero. In sorted positions ``a < b``
+    (``x = r_(a) <= y = r_(b)``), with ``q`` the position of ``max T``:
+    ``q < a`` contributes ``y - x``; ``a < q < b`` contributes ``y - r_(q)``; ``q > b``
+    contributes 0, and ``P(q) = C(#rest below q, k-2) / C(n-2, k-1)``. Costs
+    ``O(n^2)`` time and memory per group (groups are processed in chunks).
+    """
+    n = x.shape[-1]
+    rows = max(1, _PAIRWISE_CHUNK // (n * n))
+    return torch.cat([_maxpo_pairwise_block(x[i:i + rows], k) for i in range(0, x.shape[0], rows)])
+
+
+def _maxpo_pairwise_block(x: torch.Tensor, k: int) -> torch.Tensor:
+    s = _sort_groups(x)
+    n = x.shape[-1]
+    dev = s.values.device
+    v = s.values  # (G, n)
+    pos = torch.arange(1, n + 1, dtype=_WORK, device=dev)
+    a_pos = pos.view(n, 1)  # row = lower position a
+    b_pos = pos.view(1, n)  # col = upper position b
+    log_norm = _log_comb_scalar(n - 2, k - 1)
+    # P(q < a) = C(a-1, k-1)/C(n-2, k-1); P(q < b, q != a) = C(b-2, k-1)/C(n-2, k-1) for a < b
+    p_below_a = torch.exp(_log_comb(a_pos - 1, k - 1) - log_norm)  # (n, 1)
+    p_below_b = torch.exp(_log_comb(b_pos - 2, k - 1) - log_norm)  # (1, n)
+    # prefix[p] = sum_{q <= p} C(q-2, k-2)/C(n-2, k-1) r_(q)  (q strictly between a and b has q-2 others below)
+    c = torch.exp(_log_comb(pos - 2, k - 2) - log_norm)
+    prefix = torch.cumsum(c * v, -1)  # (G, n)
+    xa = v.unsqueeze(-1)  # (G, n, 1)
+    yb = v.unsqueeze(-2)  # (G, 1, n)
+    # sum_{a<q<b} c_q r_q = prefix[b-1] - prefix[a]   (1-based); in 0-based: prefix[:, b-2] - prefix[:, a-1]
+    pref_b = torch.nn.functional.pad(prefix, (1, 0))[..., :-1].unsqueeze(-2)  # prefix up to b-1
+    pref_a = prefix.unsqueeze(-1)  # prefix up to a
+    d = p_below_a * (yb - xa) + yb * (p_below_b - p_below_a) - (pref_b - pref_a)
+    upper = torch.triu(torch.ones(n, n, dtype=torch.bool, device=dev), diagonal=1)
+    d = torch.where(upper, d, torch.zeros((), dtype=_WORK, device=dev))
+    # d[a, b] (a < b) is D_ij for i = b (upper), j = a; by antisymmetry D_ji = -D_ij, so
+    # A_(p) = (column sum of p) - (row sum of p).
+    a_sorted = k / (n * (n - 1)) * (d.sum(-2) - d.sum(-1))
+    # ties: equal rewards must get identical advantages
+    a_sorted = a_sorted.gather(-1, s.run_end)
+    return s.unsort(a_sorted)
+
+
+def _chen_passk(x: torch.Tensor, k: int) -> torch.Tensor:
+    # (Q_i - rho) / sqrt(rho (1 - rho)), 0 where the group has no spread.
+    s = _sort_groups(x)
+    q = _q_sorted(s, k) + s.shift
+    rho = q.mean(-1, keepdim=True)
+    sigma = torch.sqrt((rho * (1 - rho)).clamp_min(0))
+    out = torch.where(sigma > 0, (q - rho) / torch.where(sigma > 0, sigma, torch.ones_like(sigma)),
+                      torch.zeros_like(q))
+    return s.unsort(out)
+
+
+def _tang_loo(x: torch.Tensor, k: int) -> torch.Tensor:
+    # The group is the K-set itself: best sample gets r_(B) - r_(B-1) = PKPO loo-1 at k = B.
+    return _pkpo_loo1(x, k)
+
+
+def _grpo(x: torch.Tensor, k: int) -> torch.Tensor:
+    x = x.to(_WORK)
+    return (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True, correction=1) + 1e-6)
+
+
+def _dr_grpo(x: torch.Tensor, k: int) -> torch.Tensor:
+    x = x.to(_WORK)
+    return x - x.mean(-1, keepdim=True)
+
+
+def _rloo(x: torch.Tensor, k: int) -> torch.Tensor:
+    x = x.to(_WORK)
+    n = x.shape[-1]
+    return n / (n - 1) * (x - x.mean(-1, keepdim=True))
+
+
+# --------------------------------------------------------------------------- method table
+def _need(lo: Callable[[int], int] | None = None, hi: Callable[[int], int] | None = None,
+          why: str = "") -> Callable[[int, int], str | None]:
+    """Build a check ``(n, k) -> message or None`` for ``lo(k) <= n`` and ``k <= hi(n)``."""
+
+    def check(n: int, k: int) -> str | None:
+        if lo is not None and n < lo(k):
+            return why
+        if hi is not None and k > hi(n):
+            return why
+        return None
+
+    return check
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What an advantage method computes and what it guarantees.
+
+    ``unbiased``: E[sum_i A_i grad log pi(y_i)] equals ``scale`` times grad J_K.
+    ``centered``: sum_i A_i = 0 in every realised batch.
+    ``offset``: E[A_i | y_i] - (K/B) A_K(y_i) for the unbiased methods (the unified view).
+    """
+
+    name: str
+    description: str
+    target: str  # "max@K" or "mean reward (max@1)"
+    unbiased: bool
+    centered: bool
+    binary_only: bool
+    scale: str  # what E[g_hat] equals
+    offset: str
+    requirement: str
+    complexity: str
+    fn: Callable[[torch.Tensor, int], torch.Tensor] = field(repr=False)
+    check: Callable[[int, int], str | None] = field(repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "description": self.description, "target": self.target,
+            "unbiased": self.unbiased, "centered": self.centered, "binary_only": self.binary_only,
+            "scale": self.scale, "offset": self.offset, "requirement": self.requirement,
+            "complexity": self.complexity,
+        }
+
+    def __getitem__(self, key: str) -> Any:  # allow METHODS[name]["centered"]
+        return self.as_dict()[key]
+
+
+_K_LE_B1 = "k <= B - 1 samples per group"
+_MAXPO_WHY = (
+    "needs k <= B - 1 in every group: the Leave-Two-Out baseline of sample i is an unbiased "
+    "max@k estimate from the other B - 1 samples, which needs at least k of them; at k = B no "
+    "baseline can keep the gradient unbiased and the advantages exactly centered "
+    "(use pkpo_loo1 or tang_loo for k = B)"
+)
+
+METHODS: dict[str, MethodInfo] = {
+    m.name: m
+    for m in [
+        MethodInfo(
+            "maxpo", "MaxPO: PKPO signal minus the Leave-Two-Out baseline, "
+            "A_i = s_i - (K/B) V_{-i}^{(K)} = K/(B-K) (Q_i - mean_j Q_j)",
+            "max@K", True, True, False, "grad J_K", "0", _K_LE_B1, "O(B log B)",
+            _maxpo, _need(hi=lambda n: n - 1, why=_MAXPO_WHY)),
+        MethodInfo(
+            "maxpo_pairwise", "MaxPO in its quadratic pairwise (antisymmetric) form: "
+            "A_i = K/(B(B-1)) sum_{j != i} E_T[max(r_i, max T) - max(r_j, max T)]",
+            "max@K", True, True, False, "grad J_K", "0", _K_LE_B1, "O(B^2)",
+            _maxpo_pairwise, _need(hi=lambda n: n - 1, why=_MAXPO_WHY)),
+        MethodInfo(
+            "canonical", "Canonical finite-batch advantage Q_i - V_{-i}^{(K)} = (B/K) * maxpo",
+            "max@K", True, True, False, "(B/K) grad J_K", "0", _K_LE_B1, "O(B log B)",
+            _canonical, _need(hi=lambda n: n - 1, why="needs k <= B - 1 in every group "
+                              "(V_{-i} is a max@k estimate from the other B - 1 samples)")),
+        MethodInfo(
+            "pkpo_s", "PKPO's signal without a baseline, s_i = C(B,K)^-1 sum_{S contains i} max_S "
+            "= (K/B) Q_i; sums to K * rho_hat",
+            "max@K", True, False, False, "grad J_K", "(K/B) J_K", "k <= B", "O(B log B)",
+            _pkpo_s, _need(hi=lambda n: n, why="needs k <= B samples per group "
+                           "(no unbiased max@k estimate exists from fewer than k samples)")),
+        MethodInfo(
+            "pkpo_loo", "PKPO leave-one-out baseline (PKPO eq. 29): s_i - K/(B-1) V_{-i}^{(K)}; "
+            "sums to -K rho_hat/(B-1)",
+            "max@K", True, False, False, "grad J_K", "-K J_K / (B (B-1))", _K_LE_B1, "O(B log B)",
+            _pkpo_loo, _need(hi=lambda n: n - 1, why="needs k <= B - 1 in every group "
+                             "(its baseline is a max@k estimate from the other B - 1 samples)")),
+        MethodInfo(
+            "pkpo_loo1", "PKPO loo-1 baseline (PKPO eq. 33): s_i - (K/B) V_{-i}^{(K-1)} "
+            "= C(B,K)^-1 sum_{S contains i} [max_S - max_{S minus i}]; never negative",
+            "max@K", True, False, False, "grad J_K", "(K/B) (J_K - J_{K-1})", "2 <= k <= B",
+            "O(B log B)",
+            _pkpo_loo1, lambda n, k: None if 2 <= k <= n else (
+                "needs 2 <= k <= B samples per group (its baseline is a max@(k-1) estimate, "
+                "undefined for k = 1: use rloo there)")),
+        MethodInfo(
+            "chen_passk", "Chen et al. (2025) pass@k advantage: (Q_i - rho_hat)/sqrt(rho_hat (1 - rho_hat)), "
+            "binary rewards; data-dependent scale per prompt",
+            "pass@K", False, True, True, "not unbiased (per-prompt 1/sigma scale)", "n/a", "k <= B, binary",
+            "O(B log B)",
+            _chen_passk, _need(hi=lambda n: n, why="needs k <= B samples per group")),
+        MethodInfo(
+            "tang_loo", "Tang et al. (2025) leave-one-out max@K with the group as the K-set: "
+            "the best sample gets r_(B) - r_(B-1), the rest 0 (pkpo_loo1 at k = B)",
+            "max@K", True, False, False, "grad J_K", "(K/B) (J_K - J_{K-1})", "k == B", "O(B log B)",
+            _tang_loo, lambda n, k: None if n == k else (
+                "is defined only for k == B (the group is the K-sample set itself); for k < B its "
+                "generalisation is pkpo_loo1")),
+        MethodInfo(
+            "grpo", "GRPO: (r_i - mean)/(std + 1e-6), Bessel-corrected std as in verl; ignores K",
+            "mean reward (max@1)", False, True, False, "not unbiased (std normalisation)", "n/a",
+            "B >= 2", "O(B)",
+            _grpo, _need(lo=lambda k: 2, why="needs at least 2 samples per group (std of one sample)")),
+        MethodInfo(
+            "dr_grpo", "Dr. GRPO: r_i - mean (no std); ignores K; (B-1)/B times RLOO",
+            "mean reward (max@1)", True, True, False, "((B-1)/B) * B * grad J_1", "n/a", "B >= 1", "O(B)",
+            _dr_grpo, lambda n, k: None),
+        MethodInfo(
+            "rloo", "RLOO: r_i - mean_{j != i} r_j; ignores K",
+            "mean reward (max@1)", True, True, False, "B * grad J_1", "n/a", "B >= 2", "O(B)",
+            _rloo, _need(lo=lambda k: 2, why="needs at least 2 samples per group (leave-one-out mean)")),
+    ]
+}
+
+
+# --------------------------------------------------------------------------- dispatch
+def _prepare(rewards: Any, k: Any, mask: Any) -> tuple[torch.Tensor, torch.Tensor | None, torch.dtype, int,
+                                                         tuple[int, ...], torch.Tensor | None]:
+    t, out_dtype = as_reward_tensor(rewards)
+    k = check_k(k)
+    m = as_mask(mask, t.shape, t.device)
+    batch_shape = tuple(t.shape[:-1])
+    n = t.shape[-1]
+    if not t.is_floating_point():
+        t = t.to(_WORK)
+    flat = t.reshape(-1, n)
+    flat_mask = None if m is None else m.reshape(-1, n)
+    check_finite(flat, flat_mask, batch_shape)
+    counts = None
+    if flat_mask is not None:
+        counts = flat_mask.sum(-1)
+        empty = (counts == 0).nonzero()
+        if len(empty):
+            raise ValueError(f"{group_label(int(empty[0]), batch_shape)} is empty: its mask has no real sample")
+    return flat, flat_mask, out_dtype, k, batch_shape, counts
+
+
+def _by_group_size(flat: torch.Tensor, flat_mask: torch.Tensor | None, counts: torch.Tensor | None,
+                   fn: Callable[[torch.Tensor, int], torch.Tensor],
+                   check: Callable[[int], None]) -> torch.Tensor:
+    """Apply a dense per-group function to groups of possibly different sizes.
+
+    Groups with the same number of real samples are packed into one dense
+    tensor (real samples in their original order), computed together, and
+    scattered back; masked entries get 0.
+    """
+    n_full = flat.shape[-1]
+    if flat_mask is None or bool(flat_mask.all()):
+        check(n_full, None)
+        return fn(flat, n_full)
+    out = torch.zeros(flat.shape, dtype=_WORK, device=flat.device)
+    for n in torch.unique(counts).tolist():
+        rows = (counts == n).nonzero().squeeze(-1)
+        check(int(n), rows)
+        row_mask = flat_mask[rows]
+        dense = flat[rows][row_mask].view(len(rows), int(n))
+        block = torch.zeros((len(rows), n_full), dtype=_WORK, device=flat.device)
+        block[row_mask] = fn(dense, int(n)).reshape(-1)
+        out[rows] = block
+    return out
+
+
+def _size_error(name: str, why: str, n: int, k: int, rows: torch.Tensor | None,
+                batch_shape: tuple[int, ...]) -> ValueError:
+    where = ("every group has" if rows is None else f"{group_label(int(rows[0]), batch_shape)} has")
+    return ValueError(f"method '{name}' {why}; {where} B = {n} real samples and k = {k}")
+
+
+def advantages(rewards: Any, k: int, method: str = "maxpo", mask: Any = None) -> torch.Tensor:
+    r"""Per-sample policy-gradient advantages for the max@K objective (or pass@K).
+
+    Args:
+        rewards: ``(..., B)`` rewards; the last dimension is the group of ``B``
+            i.i.d. samples of one prompt, leading dimensions are a batch.
+        k: the K of max@K (ignored by ``grpo``, ``dr_grpo``, ``rloo``).
+        method: a key of :data:`METHODS`; default ``"maxpo"``, the Leave-Two-Out
+            advantage :math:`A_i = \frac{K}{B-K}(Q_i - \bar Q)`, unbiased and
+            exactly centered, :math:`O(B \log B)`.
+        mask: optional bool tensor of the same shape, ``True`` = real sample, for
+            groups of different sizes; masked entries get advantage 0.
+
+    Returns:
+        A tensor shaped like ``rewards`` on its device, in its floating dtype
+        (float64 for integer, bool, list or numpy input), without autograd graph.
+
+    Raises:
+        ValueError: unknown method, ``k < 1``, ``k`` too large for the method in
+            some group (the message names it), non-finite rewards, empty groups,
+            bad mask, non-binary rewards for a binary method.
+        TypeError: non-numeric rewards or non-integer ``k``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
+    info = METHODS[method]
+    flat, flat_mask, out_dtype, k, batch_shape, counts = _prepare(rewards, k, mask)
+    if info.binary_only:
+        check_binary(flat, flat_mask, batch_shape, method)
+
+    def check(n: int, rows: torch.Tensor | None) -> None:
+        msg = info.check(n, k)
+        if msg:
+            raise _size_error(method, msg, n, k, rows, batch_shape)
+
+    with torch.no_grad():
+        out = _by_group_size(flat, flat_mask, counts, lambda x, n: info.fn(x, k), check)
+    shape = tuple(batch_shape) + (flat.shape[-1],)
+    return out.to(out_dtype).reshape(shape)
+
+
+def _estimate(rewards: Any, k: int, mask: Any, binary: bool) -> torch.Tensor:
+    flat, flat_mask, out_dtype, k, batch_shape, counts = _prepare(rewards, k, mask)
+    name = "passk_estimate" if binary else "maxk_estimate"
+    if binary:
+        check_binary(flat, flat_mask, batch_shape, name)
+
+    def check(n: int, rows: torch.Tensor | None) -> None:
+        if k > n:
+            raise _size_error(name, "needs k <= B samples per group (no unbiased max@k or pass@k "
+                              "estimate exists from fewer than k samples)", n, k, rows, batch_shape)
+
+    def rho(x: torch.Tensor, n: int) -> torch.Tensor:
+        xs = torch.sort(x, dim=-1).values.to(_WORK)
+        w = _rank_weights(n, k, xs.device).maxk
+        top = xs[..., -1:]
+        val = ((xs - top) * w).sum(-1, keepdim=True) + top
+        return val.expand_as(xs)
+
+    with torch.no_grad():
+        out = _by_group_size(flat, flat_mask, counts, rho, check)
+    # every real entry of a row holds the group's estimate: take the max (masked entries are 0 padding)
+    if flat_mask is not None:
+        out = torch.where(flat_mask, out, torch.full_like(out, -math.inf)).amax(-1)
+    else:
+        out = out[..., 0]
+    return out.to(out_dtype).reshape(batch_shape)
+
+
+def maxk_estimate(rewards: Any, k: int, mask: Any = None) -> torch.Tensor:
+    r"""Unbiased max@K estimate per group: the U-statistic over all K-subsets.
+
+    :math:`\hat\rho = \sum_{i=1}^{B} \binom{i-1}{K-1}\binom{B}{K}^{-1} r_{(i)}`
+    with ascending rewards; the weights sum to one. Needs ``k <= B`` in every
+    group. Returns shape ``rewards.shape[:-1]``. :math:`O(B \log B)`.
+    """
+    return _estimate(rewards, k, mask, binary=False)
+
+
+def passk_estimate(correct: Any, k: int, mask: Any = None) -> torch.Tensor:
+    r"""Unbiased pass@K estimate per group of binary rewards with ``c`` correct:
+    :math:`1 - \binom{B-c}{K}/\binom{B}{K}` (the max@K estimate of 0/1 rewards).
+    Needs ``k <= B``; non-binary input raises ``ValueError``."""
+    return _estimate(correct, k, mask, binary=True)
