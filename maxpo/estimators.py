@@ -103,7 +103,7 @@ def _sort_groups(x: torch.Tensor, anchor: str = "max") -> _Sorted:
     xs, order = torch.sort(x, dim=-1)
     xs = xs.to(_WORK)
     shift = (xs[..., -1:] if anchor == "max" else xs[..., :1]).clone()
-    xs = xs - shift  # every max@K quantity used here is shift-equivariant
+    xs.sub_(shift)  # (a fresh tensor from sort) every max@K quantity here is shift-equivariant
     run_end = torch.searchsorted(xs, xs, right=True) - 1
     return _Sorted(values=xs, order=order, run_end=run_end, shift=shift)
 
@@ -111,15 +111,16 @@ def _sort_groups(x: torch.Tensor, anchor: str = "max") -> _Sorted:
 def _q_sorted(s: _Sorted, k: int) -> torch.Tensor:
     """Q_(i): mean over (k-1)-subsets T of the other samples of max(r_(i), max T), sorted order.
 
-    Computed at the end of each run of ties, so tied rewards get identical values.
+    ``Q_(i) = own_i r_(i) + sum_{m > i} tail_m r_(m)``, a convex combination. The formula
+    holds at every position for any tie-breaking; taking each run of ties' value at the
+    run's end makes tied rewards bit-identical.
     """
     n = s.values.shape[-1]
     w = _rank_weights(n, k, s.values.device)
-    suffix = torch.flip(torch.cumsum(torch.flip(w.tail * s.values, (-1,)), -1), (-1,))
-    # Q_(i) = own_i r_(i) + sum_{m > i} tail_m r_(m); suffix[i] includes m = i, so use i+1.
-    suffix_after = torch.nn.functional.pad(suffix[..., 1:], (0, 1))
-    end = s.run_end
-    return w.own[end] * s.values + suffix_after.gather(-1, end)
+    c = torch.cumsum(w.tail * s.values, -1)
+    q = torch.sub(c[..., -1:], c)  # sum_{m > i} tail_m r_(m)  (values are <= 0 after the shift)
+    q.addcmul_(w.own, s.values)
+    return q.gather(-1, s.run_end)
 
 
 # --------------------------------------------------------------------------- dense methods
@@ -130,14 +131,14 @@ def _maxpo(x: torch.Tensor, k: int) -> torch.Tensor:
     s = _sort_groups(x)
     n = x.shape[-1]
     q = _q_sorted(s, k)
-    return s.unsort(k / (n - k) * (q - q.mean(-1, keepdim=True)))
+    return s.unsort(q.sub_(q.mean(-1, keepdim=True)).mul_(k / (n - k)))
 
 
 def _canonical(x: torch.Tensor, k: int) -> torch.Tensor:
     s = _sort_groups(x)
     n = x.shape[-1]
     q = _q_sorted(s, k)
-    return s.unsort(n / (n - k) * (q - q.mean(-1, keepdim=True)))
+    return s.unsort(q.sub_(q.mean(-1, keepdim=True)).mul_(n / (n - k)))
 
 
 def _pkpo_s(x: torch.Tensor, k: int) -> torch.Tensor:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import asdict, dataclass
-from typing import Iterable
+from typing import Sequence
 
 __all__ = [
     "TaskConfig",
@@ -41,6 +41,7 @@ __all__ = [
     "ExpressionError",
     "parse_expression",
     "score",
+    "score_batch",
     "is_heldout",
     "sample_puzzles",
     "heldout_puzzles",
@@ -304,6 +305,8 @@ def heldout_puzzles(cfg: TaskConfig, n: int, seed: int = 12345) -> list[Puzzle]:
     raise ValueError(f"the held-out split of {cfg} has fewer than {n} distinct puzzles")
 
 
-def solvable(puzzle: Puzzle, completions: Iterable[str]) -> bool:
-    """Whether any of ``completions`` solves the puzzle."""
-    return any(score(puzzle, c).correct for c in completions)
+def score_batch(puzzles: Sequence[Puzzle], completions: Sequence[str]) -> list[Score]:
+    """Verify completion ``i`` against puzzle ``i`` for every ``i``."""
+    if len(puzzles) != len(completions):
+        raise ValueError(f"{len(puzzles)} puzzles but {len(completions)} completions")
+    return [score(p, c) for p, c in zip(puzzles, completions)]

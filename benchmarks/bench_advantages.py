@@ -1,0 +1,143 @@
+"""Time ``maxpo.advantages`` against ``torch.sort`` of the same rewards and against the
+quadratic ``maxpo_pairwise`` form, in one run, and write the ratios with the machine.
+
+    python benchmarks/bench_advantages.py --device cpu --out benchmarks/results/cpu.json
+    python benchmarks/bench_advantages.py --device cuda --out benchmarks/results/h100.json
+
+Ratios, not absolute times, are the result: every number in one file comes from
+the same process on the same machine.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+import maxpo
+
+SIZES = [(4096, 16, 4), (1024, 64, 8), (256, 256, 32), (64, 1024, 64), (16, 4096, 256)]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], object], device: torch.device, min_time: float, max_reps: int) -> float:
+    """Median seconds per call over repetitions filling about ``min_time`` seconds."""
+    for _ in range(3):  # warm-up (weight caches, CUDA context, allocator)
+        fn()
+    _sync(device)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < max_reps and (time.perf_counter() - start < min_time or len(times) < 5):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def machine(device: torch.device) -> dict[str, object]:
+    info: dict[str, object] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    else:
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    info["cpu_model"] = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+    return info
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parent)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=Path(__file__).resolve().parent).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run(device: torch.device, sizes: list[tuple[int, int, int]], min_time: float, pairwise_max_b: int,
+        dtype: torch.dtype) -> list[dict[str, object]]:
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    for groups, b, k in sizes:
+        rewards = torch.rand(groups, b, generator=gen).to(device=device, dtype=dtype)
+        t_sort = time_call(lambda: torch.sort(rewards, dim=-1), device, min_time, 2000)
+        t_maxpo = time_call(lambda: maxpo.advantages(rewards, k), device, min_time, 2000)
+        row: dict[str, object] = {
+            "groups": groups, "B": b, "K": k, "dtype": str(dtype).replace("torch.", ""),
+            "sort_s": t_sort, "maxpo_s": t_maxpo, "maxpo_over_sort": t_maxpo / t_sort,
+        }
+        if b <= pairwise_max_b:
+            t_pair = time_call(lambda: maxpo.advantages(rewards, k, "maxpo_pairwise"), device, min_time, 20)
+            row.update(pairwise_s=t_pair, pairwise_over_maxpo=t_pair / t_maxpo)
+        rows.append(row)
+        print(f"groups={groups:5d} B={b:5d} K={k:4d}  sort {t_sort * 1e3:9.3f} ms  maxpo {t_maxpo * 1e3:9.3f} ms"
+              f"  ratio {t_maxpo / t_sort:6.2f}x"
+              + (f"  pairwise {row['pairwise_s'] * 1e3:10.1f} ms ({row['pairwise_over_maxpo']:.0f}x maxpo)"
+                 if "pairwise_s" in row else ""), flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--min-time", type=float, default=1.0, help="seconds of repetitions per measurement")
+    p.add_argument("--pairwise-max-b", type=int, default=4096, help="largest B to time the O(B^2) form at")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--out", type=Path, default=None, help="write results as JSON here")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda was asked for but CUDA is not available on this machine")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype)
+    t0 = time.perf_counter()
+    rows = run(device, SIZES, args.min_time, args.pairwise_max_b, dtype)
+    result = {
+        "benchmark": "maxpo.advantages(method='maxpo') vs torch.sort and maxpo_pairwise",
+        "machine": machine(device),
+        "maxpo_version": maxpo.__version__,
+        "commit": git_commit(),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "wall_s": round(time.perf_counter() - t0, 2),
+        "results": rows,
+    }
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,229 @@
+r"""max@K advantages in TRL's ``GRPOTrainer`` (TRL 1.16.x).
+
+Usage::
+
+    from trl import GRPOConfig
+    from maxpo.integrations.trl import MaxKGRPOTrainer
+
+    args = GRPOConfig(num_generations=8, scale_rewards="none", loss_type="dr_grpo", ...)
+    trainer = MaxKGRPOTrainer(model=..., reward_funcs=..., args=args, train_dataset=...,
+                              k=4, method="maxpo")          # any key of maxpo.METHODS
+    trainer.train()
+
+Where the advantages come from in TRL 1.16
+------------------------------------------
+``GRPOTrainer._generate_and_score_completions`` generates this process's
+completions, calls ``_calculate_rewards``, which scores them and *gathers* the
+``(N_total, n_reward_funcs)`` reward matrix from every process (a group's
+completions may sit on several processes), then computes GRPO advantages inline
+on the gathered rewards, with groups being consecutive runs of
+``num_generations`` rows, and keeps this process's slice
+``[process_index * n_local, (process_index + 1) * n_local)``. There is no hook
+for the advantage alone, so :class:`MaxKAdvantageMixin` overrides the two
+methods around it: ``_calculate_rewards`` (call TRL's, keep the gathered matrix)
+and ``_generate_and_score_completions`` (call TRL's, then replace
+``output["advantages"]`` with max@K advantages computed from the kept matrix,
+grouped and sliced exactly as TRL groups and slices). Nothing of TRL's code is
+repeated; TRL's own advantage is computed and discarded. The trainer also
+checks, at every generation, that each run of ``num_generations`` gathered
+prompts (from TRL's own prompt log) is one prompt, so a change in how TRL lays
+out groups fails loudly instead of mixing prompts.
+
+Rewards: the weighted sum of the reward functions (``reward_weights``), with
+``None`` (NaN) from a single function counted as 0 as in TRL; a completion that
+no function could score is left out of its group (its advantage is 0, and its
+group's ``B`` is one smaller).
+
+What changes compared with GRPO
+-------------------------------
+* ``scale_rewards`` must be ``"none"``: the advantage is the max@K estimator,
+  not a standardised reward (dividing by a per-group std would re-weight prompts
+  and bias the gradient; see the book's appendix). The trainer refuses other values.
+* ``multi_objective_aggregation`` must be ``"sum_then_normalize"`` (the sum of
+  the weighted rewards is what max@K takes the maximum of).
+* ``num_generations`` is the group size ``B``; ``maxpo`` needs ``k <= B - 1``.
+* ``scale="per_sample"`` (default) multiplies ``maxpo`` by ``B/K``, so it is the
+  canonical advantage ``Q_i - V_{-i}`` on the reward's scale (see
+  :mod:`maxpo.integrations.grouping`); ``scale="sum"`` gives :func:`maxpo.advantages` unchanged.
+* Prefer ``loss_type="dr_grpo"`` (a constant normaliser); ``"grpo"`` divides each
+  completion by its own length, which re-weights completions by length.
+
+Supported TRL: ``>=1.16,<1.17`` (tested with 1.16.0). The overridden methods are
+private, so other versions are refused with a message that says so.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from maxpo.integrations.grouping import GroupedAdvantages, Scale, check_options, group_advantages, \
+    method_size_problem
+
+if TYPE_CHECKING:  # pragma: no cover
+    from trl import GRPOTrainer
+
+__all__ = ["SUPPORTED_TRL", "MaxKAdvantageMixin", "MaxKGRPOTrainer", "check_trl_version"]
+
+#: TRL versions whose ``GRPOTrainer`` internals this module was written and tested against.
+SUPPORTED_TRL = ">=1.16,<1.17"
+_LOW, _HIGH = (1, 16), (1, 17)
+
+
+def check_trl_version() -> str:
+    """Import TRL and return its version; raise if it is missing or not supported.
+
+    Raises:
+        ImportError: TRL (or ``packaging``) is not installed.
+        RuntimeError: the installed TRL is outside :data:`SUPPORTED_TRL`, or its
+            ``GRPOTrainer`` lacks the methods this module overrides.
+    """
+    try:
+        import trl
+        from packaging.version import Version
+    except ImportError as exc:
+        raise ImportError(
+            f"maxpo.integrations.trl needs TRL {SUPPORTED_TRL}: pip install 'trl{SUPPORTED_TRL}' ({exc})") from exc
+    found = Version(trl.__version__)
+    if not (Version("%d.%d" % _LOW) <= Version(found.base_version) < Version("%d.%d" % _HIGH)):
+        raise RuntimeError(
+            f"maxpo.integrations.trl supports TRL {SUPPORTED_TRL} (tested with 1.16.0), found trl {trl.__version__}. "
+            "It overrides GRPOTrainer._calculate_rewards and _generate_and_score_completions, private methods "
+            f"whose behaviour changes between releases; install 'trl{SUPPORTED_TRL}'.")
+    missing = [m for m in ("_calculate_rewards", "_generate_and_score_completions")
+               if not hasattr(trl.GRPOTrainer, m)]
+    if missing:
+        raise RuntimeError(f"trl {trl.__version__}: GRPOTrainer has no {', '.join(missing)}; "
+                           f"maxpo.integrations.trl needs TRL {SUPPORTED_TRL}")
+    return trl.__version__
+
+
+class MaxKAdvantageMixin:
+    """Mixin for TRL's ``GRPOTrainer`` (or a subclass of it) that swaps GRPO's advantage for a max@K one.
+
+    Put it first in the bases: ``class MyTrainer(MaxKAdvantageMixin, GRPOTrainer)``.
+    Extra keyword arguments: ``k`` (required), ``method`` (a key of
+    :data:`maxpo.METHODS`, default ``"maxpo"``), ``scale`` (``"per_sample"``,
+    ``"sum"`` or a positive number; :mod:`maxpo.integrations.grouping`) and
+    ``undersized`` (``"zero"`` or ``"raise"``, for groups left too small by
+    unscorable completions).
+
+    The advantages TRL trains on (``output["advantages"]`` of
+    ``_generate_and_score_completions``, and the logged ``advantages`` column) are
+    ``group_advantages(rewards, row // G, k, method, scale=scale).advantages`` over
+    the rewards gathered from all processes, ``G`` being ``num_generations``
+    (``num_generations_eval`` in evaluation), then sliced to this process.
+    """
+
+    def __init__(self, *args: Any, k: int, method: str = "maxpo", scale: Scale = "per_sample",
+                 undersized: str = "zero", **kwargs: Any) -> None:
+        check_trl_version()
+        self.maxk_k, self.maxk_method, self.maxk_scale = check_options(k, method, scale, undersized)
+        self.maxk_undersized = undersized
+        self._maxk_gathered: torch.Tensor | None = None
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        trainer: GRPOTrainer = self  # type: ignore[assignment]
+        if trainer.scale_rewards != "none":
+            raise ValueError(
+                f"scale_rewards={trainer.scale_rewards!r}: {type(self).__name__} uses the max@K advantage "
+                f"'{method}' and never divides it by a reward std (that would re-weight prompts and bias the "
+                "gradient); set GRPOConfig(scale_rewards='none')")
+        aggregation = getattr(trainer.args, "multi_objective_aggregation", "sum_then_normalize")
+        if aggregation != "sum_then_normalize":
+            raise ValueError(
+                f"multi_objective_aggregation={aggregation!r}: max@K needs one scalar reward per completion, the "
+                "weighted sum of the reward functions; set multi_objective_aggregation='sum_then_normalize'")
+        for label, g in (("num_generations", trainer.num_generations),
+                         ("num_generations_eval", trainer.num_generations_eval)):
+            problem = method_size_problem(self.maxk_method, int(g), self.maxk_k)
+            if problem:
+                raise ValueError(f"{label}={g} is the group size B, and with k={self.maxk_k}: {problem}")
+
+    def _calculate_rewards(self, inputs: Any, prompts: Any, completions: Any, completion_ids_list: Any) -> torch.Tensor:
+        """TRL's rewards (already gathered from every process); keeps a reference for the advantage step."""
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions,  # type: ignore[misc]
+                                                      completion_ids_list)
+        self._maxk_gathered = rewards_per_func
+        return rewards_per_func
+
+    def maxk_advantages(self, rewards_per_func: torch.Tensor, group_size: int) -> GroupedAdvantages:
+        """Max@K advantages for the gathered ``(N_total, n_funcs)`` reward matrix.
+
+        Scalar reward per row = ``sum_f w_f r_f`` with NaN counted as 0 (as TRL
+        does); rows where every function returned ``None`` are left out of their
+        group. Groups are consecutive runs of ``group_size`` rows.
+        """
+        trainer: GRPOTrainer = self  # type: ignore[assignment]
+        n = rewards_per_func.shape[0]
+        if n % group_size:
+            raise RuntimeError(f"TRL gathered {n} rewards, not a multiple of the group size {group_size}")
+        weights = trainer.reward_weights.to(rewards_per_func.device, rewards_per_func.dtype)
+        rewards = (rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
+        valid = ~torch.isnan(rewards_per_func).all(dim=1)
+        groups = torch.arange(n, device=rewards.device) // group_size
+        return group_advantages(rewards, groups, self.maxk_k, self.maxk_method, scale=self.maxk_scale,
+                                valid=valid, undersized=self.maxk_undersized)  # type: ignore[arg-type]
+
+    def _check_groups_are_prompts(self, n: int, group_size: int) -> None:
+        """Each run of ``group_size`` gathered prompts (TRL's prompt log) must be one prompt."""
+        logged = list(self._logs["prompt"])  # type: ignore[attr-defined]
+        if len(logged) < n:  # the log keeps at most one generation batch
+            return
+        prompts = logged[-n:]
+        for start in range(0, n, group_size):
+            group = prompts[start:start + group_size]
+            if any(p != group[0] for p in group):
+                raise RuntimeError(
+                    f"rows {start}..{start + group_size - 1} of the gathered batch are not one prompt; this TRL "
+                    "version lays out groups differently from what maxpo.integrations.trl expects")
+
+    def _generate_and_score_completions(self, inputs: Any) -> dict[str, Any]:
+        """TRL's generation and scoring, with ``advantages`` replaced by the max@K advantages."""
+        trainer: GRPOTrainer = self  # type: ignore[assignment]
+        self._maxk_gathered = None
+        output = super()._generate_and_score_completions(inputs)  # type: ignore[misc]
+        gathered, self._maxk_gathered = self._maxk_gathered, None
+        if gathered is None:
+            raise RuntimeError("GRPOTrainer did not call _calculate_rewards; unsupported TRL version "
+                               f"(maxpo.integrations.trl needs {SUPPORTED_TRL})")
+        mode = "train" if trainer.model.training else "eval"
+        group_size = trainer.num_generations if mode == "train" else trainer.num_generations_eval
+        local = output["advantages"]
+        n_local, n_total = local.shape[0], gathered.shape[0]
+        if n_total != n_local * trainer.accelerator.num_processes:
+            raise RuntimeError(f"gathered {n_total} rewards for {trainer.accelerator.num_processes} processes of "
+                               f"{n_local} completions each; unsupported TRL layout")
+        self._check_groups_are_prompts(n_total, group_size)
+        result = self.maxk_advantages(gathered, group_size)
+        start = trainer.accelerator.process_index * n_local
+        output["advantages"] = result.advantages[start:start + n_local].to(local.device, local.dtype)
+        logged = self._logs["advantages"]  # type: ignore[attr-defined]
+        for _ in range(min(n_total, len(logged))):  # replace TRL's logged (GRPO) advantages
+            logged.pop()
+        logged.extend(result.advantages.tolist())
+        trainer._metrics[mode]["maxk/undersized_groups"].append(float(result.undersized))
+        return output
+
+
+def _build_trainer_class() -> type:
+    check_trl_version()
+    from trl import GRPOTrainer
+
+    class MaxKGRPOTrainer(MaxKAdvantageMixin, GRPOTrainer):
+        """TRL ``GRPOTrainer`` whose advantages are max@K advantages from :mod:`maxpo`.
+
+        Same arguments as ``GRPOTrainer`` plus ``k`` (required), ``method``,
+        ``scale`` and ``undersized`` (:class:`MaxKAdvantageMixin`).
+        """
+
+    MaxKGRPOTrainer.__module__ = __name__
+    return MaxKGRPOTrainer
+
+
+def __getattr__(name: str) -> Any:
+    """Build ``MaxKGRPOTrainer`` on first access, so this module imports without TRL."""
+    if name == "MaxKGRPOTrainer":
+        cls = _build_trainer_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,230 @@
+"""Configuration of a lab run, and the presets ``smoke``, ``cpu`` and ``gpu``.
+
+A run is described by one :class:`LabConfig` (task, model, warm start, RL,
+evaluation, run settings). It is saved as ``config.json`` in the run directory,
+hashed to key the warm-start cache, and reloaded by ``--resume``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from maxpo.lab.task import TaskConfig
+
+__all__ = [
+    "ModelSpec",
+    "WarmStartConfig",
+    "RLConfig",
+    "EvalConfig",
+    "LabConfig",
+    "PRESETS",
+    "preset",
+    "AGGREGATIONS",
+    "REWARDS",
+]
+
+#: Loss aggregation modes (see :mod:`maxpo.lab.loss`).
+AGGREGATIONS = ("sequence", "token")
+#: Reward kinds: the binary verdict (pass@K) or partial credit (max@K).
+REWARDS = ("binary", "partial")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The policy: the from-scratch GPT's shape, or a local Hugging Face model directory.
+
+    ``hf_path`` set means: load that directory (model and tokenizer) instead of
+    building the GPT; the GPT fields are then ignored.
+    """
+
+    n_layer: int = 4
+    n_head: int = 4
+    d_model: int = 128
+    max_len: int = 64
+    hf_path: str | None = None
+
+
+@dataclass(frozen=True)
+class WarmStartConfig:
+    """Supervised warm start on reference solutions of training puzzles.
+
+    Attributes:
+        steps: optimizer steps (0 skips the stage: RL starts from the given model).
+        batch_size: puzzles per step.
+        lr: peak learning rate (AdamW, linear warm-up for 5% of the steps, cosine decay to 10%).
+        seed: seed of the data stream and of the initialisation.
+    """
+
+    steps: int = 1000
+    batch_size: int = 128
+    lr: float = 2e-3
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    """The group-based RL stage.
+
+    Attributes:
+        method: advantage estimator, a key of :data:`maxpo.METHODS`.
+        k: the K of pass@K / max@K that the estimator targets.
+        reward: ``"binary"`` (pass@K) or ``"partial"`` (partial credit, max@K).
+        prompts_per_step: G, prompts per step (all processes together).
+        samples_per_prompt: B, answers sampled per prompt (the group).
+        steps: RL steps.
+        lr: Adam learning rate (constant).
+        updates_per_batch: optimizer steps on each sampled batch (PPO epochs);
+            1 is plain on-policy policy gradient.
+        clip_eps: PPO ratio clipping (it only acts when ``updates_per_batch > 1``);
+            0 disables clipping.
+        kl_coef: weight of the KL penalty to the warm-start model (0: none, and no
+            reference model is kept).
+        aggregation: ``"sequence"`` or ``"token"`` (see :mod:`maxpo.lab.loss`).
+        max_grad_norm: gradient clipping (0: none).
+        max_new_tokens: longest answer sampled.
+    """
+
+    method: str = "maxpo"
+    k: int = 4
+    reward: str = "binary"
+    prompts_per_step: int = 64
+    samples_per_prompt: int = 16
+    steps: int = 300
+    lr: float = 1e-4
+    updates_per_batch: int = 1
+    clip_eps: float = 0.2
+    kl_coef: float = 0.0
+    aggregation: str = "sequence"
+    max_grad_norm: float = 1.0
+    max_new_tokens: int = 16
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Held-out evaluation: ``prompts`` puzzles x ``samples`` answers every ``every`` steps."""
+
+    prompts: int = 256
+    samples: int = 16
+    every: int = 25
+    ks: tuple[int, ...] = (1, 2, 4, 8, 16)
+    seed: int = 12345
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """Everything that defines a lab run.
+
+    Attributes:
+        seed: the RL seed (prompt stream and sampling); the warm start has its own.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when present).
+        bf16: bf16 autocast; ``None`` means on for CUDA, off for CPU.
+        threads: torch CPU threads (``None``: torch's default).
+        checkpoint_every: steps between checkpoints (one is always written at the end).
+        preset: name of the preset this config came from (informational).
+    """
+
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    warmstart: WarmStartConfig = field(default_factory=WarmStartConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool | None = None
+    threads: int | None = None
+    checkpoint_every: int = 50
+    preset: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LabConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
+        parts = {"task": TaskConfig, "model": ModelSpec, "warmstart": WarmStartConfig, "rl": RLConfig, "eval": EvalConfig}
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        kw: dict[str, Any] = {}
+        for name, value in d.items():
+            if name in parts:
+                sub_known = {f.name for f in fields(parts[name])}
+                bad = set(value) - sub_known
+                if bad:
+                    raise ValueError(f"unknown keys in config section {name!r}: {sorted(bad)}")
+                if name == "eval" and "ks" in value:
+                    value = {**value, "ks": tuple(value["ks"])}
+                kw[name] = parts[name](**value)
+            else:
+                kw[name] = value
+        return cls(**kw)
+
+    def with_rl(self, **changes: Any) -> "LabConfig":
+        """A copy with some RL fields changed."""
+        return replace(self, rl=replace(self.rl, **changes))
+
+    def warmstart_key(self) -> str:
+        """Hash of everything the warm-start model depends on (task, model, warm start)."""
+        blob = json.dumps(
+            {"task": asdict(self.task), "model": asdict(self.model), "warmstart": asdict(self.warmstart), "v": 1},
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _smoke() -> LabConfig:
+    """CPU, well under a minute: tiny model, easy-ish task, short RL."""
+    return LabConfig(
+        task=TaskConfig(n_numbers=3, max_number=9, max_target=99),
+        model=ModelSpec(n_layer=2, n_head=4, d_model=64),
+        warmstart=WarmStartConfig(steps=300, batch_size=128, lr=3e-3),
+        rl=RLConfig(prompts_per_step=16, samples_per_prompt=8, steps=40, lr=1e-3, max_new_tokens=12),
+        eval=EvalConfig(prompts=128, samples=8, every=10, ks=(1, 2, 4, 8)),
+        device="cpu",
+        threads=1,
+        checkpoint_every=20,
+        preset="smoke",
+    )
+
+
+def _cpu() -> LabConfig:
+    """The longer CPU comparison (about a minute and a half per run on one core)."""
+    return LabConfig(
+        task=TaskConfig(n_numbers=3, max_number=9, max_target=99),
+        model=ModelSpec(n_layer=2, n_head=4, d_model=64),
+        warmstart=WarmStartConfig(steps=600, batch_size=128, lr=3e-3),
+        rl=RLConfig(prompts_per_step=16, samples_per_prompt=8, steps=150, lr=1e-3, max_new_tokens=12),
+        eval=EvalConfig(prompts=256, samples=8, every=15, ks=(1, 2, 4, 8)),
+        device="cpu",
+        threads=1,
+        checkpoint_every=50,
+        preset="cpu",
+    )
+
+
+def _gpu() -> LabConfig:
+    """One GPU: a 4-layer GPT, 64 prompts x 16 samples, 300 steps per run."""
+    return LabConfig(
+        task=TaskConfig(n_numbers=3, max_number=9, max_target=99),
+        model=ModelSpec(n_layer=4, n_head=4, d_model=192),
+        warmstart=WarmStartConfig(steps=1500, batch_size=256, lr=1e-3),
+        rl=RLConfig(prompts_per_step=64, samples_per_prompt=16, steps=300, lr=3e-4, max_new_tokens=12),
+        eval=EvalConfig(prompts=512, samples=16, every=25, ks=(1, 2, 4, 8, 16)),
+        device="cuda",
+        checkpoint_every=100,
+        preset="gpu",
+    )
+
+
+#: Named presets (functions, so each call returns a fresh config).
+PRESETS = {"smoke": _smoke, "cpu": _cpu, "gpu": _gpu}
+
+
+def preset(name: str) -> LabConfig:
+    """The named preset; ``ValueError`` lists the names for an unknown one."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]()

@@ -1,0 +1,107 @@
+"""Use a local Hugging Face causal LM (model and tokenizer directory) in the lab.
+
+A reader with, say, a 0.5B model on disk runs the same lab with
+``--model-path DIR``: nothing is downloaded, ``DIR`` must hold the model and the
+tokenizer as written by ``save_pretrained``. :func:`save_tiny_random_model`
+writes such a directory (a two-layer random Llama and a character tokenizer) so
+the path is tested without any download.
+
+``transformers`` is imported only here, and only when one of these functions runs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from maxpo.lab.task import ALPHABET
+from maxpo.lab.tokenizer import HFTokenizer
+
+__all__ = ["HFCausalLM", "load_hf", "save_tiny_random_model"]
+
+
+class HFCausalLM(nn.Module):
+    """Gives a ``transformers`` causal LM the lab's call (see :mod:`maxpo.lab.model`)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def new_cache(self, batch: int, max_len: int) -> Any:
+        """An empty ``DynamicCache`` (it grows as tokens are added)."""
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.model.config)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: Any = None,
+    ) -> torch.Tensor:
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=None if attention_mask is None else attention_mask.long(),
+            position_ids=position_ids,
+            past_key_values=cache,
+            use_cache=cache is not None,
+        )
+        return out.logits
+
+
+def load_hf(path: str | Path, device: torch.device) -> tuple[HFCausalLM, HFTokenizer]:
+    """Load a model and its tokenizer from a local directory (no network).
+
+    Raises:
+        FileNotFoundError: ``path`` is not a directory with a ``config.json``.
+        ValueError: the tokenizer has no EOS token.
+    """
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"--model-path {str(path)!r} is not a Hugging Face model directory (no config.json there)")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+    model.to(device)
+    return HFCausalLM(model), HFTokenizer(tok)
+
+
+def save_tiny_random_model(path: str | Path, seed: int = 0, hidden: int = 64, layers: int = 2) -> Path:
+    """Write a randomly initialised tiny Llama and a character-level tokenizer to ``path``.
+
+    The tokenizer is a ``tokenizers`` BPE model with one token per character of the
+    task's alphabet and no merges, wrapped in ``PreTrainedTokenizerFast`` with
+    ``<pad>``, ``<s>``, ``</s>`` special tokens.
+    """
+    from tokenizers import Tokenizer, models
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    specials = ["<pad>", "<s>", "</s>", "<unk>"]
+    vocab = {tok: i for i, tok in enumerate(specials + list(ALPHABET))}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+    tok.save_pretrained(path)
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        pad_token_id=vocab["<pad>"],
+        bos_token_id=vocab["<s>"],
+        eos_token_id=vocab["</s>"],
+        tie_word_embeddings=True,
+    )
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    return path

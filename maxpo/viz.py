@@ -1,0 +1,359 @@
+"""The plotly layer every chapter uses: offline rendering, one theme, one colour per method.
+
+Importing this module configures plotly for the book (idempotent; :func:`setup`
+does it again explicitly):
+
+* **Renderer.** Plotly >= 6 in a kernel defaults to the
+  ``application/vnd.plotly.v1+json`` MIME type, which myst-nb does not render:
+  the figure silently disappears from the built page. The ``"maxpo"`` renderer
+  registered here emits a bundle with two entries:
+
+  - ``text/html``: the figure's ``<div>`` and the script that calls
+    ``Plotly.newPlot``, *without* plotly.js (``include_plotlyjs=False``). The
+    book's Sphinx extension (``book/_ext/offline_assets.py``) serves the
+    plotly.js that ships with the installed ``plotly`` package from
+    ``_static/plotly/`` and adds it to each page with a figure. So the book works
+    with no network and each page carries only its figures' data, instead of
+    the 4.8 MB library once per page (what the ``notebook`` renderer would do).
+  - ``application/vnd.plotly.v1+json``: the figure as JSON, which JupyterLab,
+    Notebook 7 and VS Code render natively in a live session.
+
+  myst-nb picks ``text/html``; live front ends pick the plotly MIME type.
+* **Theme.** A small ``"maxpo"`` plotly template (white background, light grid,
+  one font, fixed margins) is the default.
+* **Colours.** :data:`METHOD_COLORS` gives every estimator in
+  :data:`maxpo.METHODS` a fixed colour, so a method looks the same in every
+  chapter; :func:`method_color` and :func:`method_label` look them up.
+* **Interaction without a kernel.** :func:`slider_figure` and
+  :func:`dropdown_figure` build figures whose controls are plotly's own sliders
+  and menus: pure JavaScript, so they work in the static HTML book.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.io._base_renderers import MimetypeRenderer
+
+__all__ = [
+    "METHOD_COLORS",
+    "METHOD_LABELS",
+    "PALETTE",
+    "RENDERER_NAME",
+    "TEMPLATE_NAME",
+    "BookRenderer",
+    "dropdown_figure",
+    "figure_html",
+    "method_color",
+    "method_label",
+    "new_figure",
+    "setup",
+    "show",
+    "slider_figure",
+]
+
+RENDERER_NAME = "maxpo"
+TEMPLATE_NAME = "maxpo"
+
+#: Fixed colour of every estimator in :data:`maxpo.METHODS`. MaxPO and its
+#: pairwise form share a hue (they are the same numbers), the PKPO family is
+#: blue, the pass@1 baselines are muted.
+METHOD_COLORS: dict[str, str] = {
+    "maxpo": "#c0392b",
+    "maxpo_pairwise": "#f1948a",
+    "canonical": "#8e44ad",
+    "pkpo_s": "#1f77b4",
+    "pkpo_loo": "#17becf",
+    "pkpo_loo1": "#1a3a7a",
+    "chen_passk": "#2ca02c",
+    "tang_loo": "#b8a000",
+    "grpo": "#7f7f7f",
+    "dr_grpo": "#a0522d",
+    "rloo": "#e377c2",
+}
+
+#: Short display names for legends.
+METHOD_LABELS: dict[str, str] = {
+    "maxpo": "MaxPO (L2O baseline)",
+    "maxpo_pairwise": "MaxPO, pairwise form",
+    "canonical": "canonical advantage",
+    "pkpo_s": "PKPO signal s (no baseline)",
+    "pkpo_loo": "PKPO leave-one-out",
+    "pkpo_loo1": "PKPO loo-1",
+    "chen_passk": "Chen et al. pass@k",
+    "tang_loo": "Tang et al. leave-one-out",
+    "grpo": "GRPO",
+    "dr_grpo": "Dr. GRPO",
+    "rloo": "RLOO",
+}
+
+#: Colours for quantities that are not methods (values of K, data vs theory, ...).
+PALETTE: tuple[str, ...] = (
+    "#0b6e99", "#e07a1f", "#3a923a", "#b03a48", "#6c4f9c", "#8c6d31", "#c2559b", "#5f6b73",
+)
+
+#: plotly.js options for every figure: no logo, no cloud buttons, resize with the page.
+PLOTLY_CONFIG: dict[str, Any] = {
+    "responsive": True,
+    "displaylogo": False,
+    "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+}
+
+_FONT = "Source Sans Pro, Helvetica Neue, Arial, sans-serif"
+_GRID = "#e5e9ef"
+
+#: Height in pixels of a figure whose layout sets none.
+DEFAULT_HEIGHT = 430
+
+
+def method_color(name: str) -> str:
+    """Colour of estimator ``name`` (a key of :data:`maxpo.METHODS`)."""
+    try:
+        return METHOD_COLORS[name]
+    except KeyError:
+        raise KeyError(
+            f"no colour for method {name!r}; known methods: {sorted(METHOD_COLORS)}"
+        ) from None
+
+
+def method_label(name: str) -> str:
+    """Legend label of estimator ``name`` (a key of :data:`maxpo.METHODS`)."""
+    try:
+        return METHOD_LABELS[name]
+    except KeyError:
+        raise KeyError(
+            f"no label for method {name!r}; known methods: {sorted(METHOD_LABELS)}"
+        ) from None
+
+
+def figure_html(fig: go.Figure | Mapping[str, Any]) -> str:
+    """The figure as an HTML fragment (``<div>`` + script) that does not embed plotly.js.
+
+    The page that shows it must load plotly.js first; the built book does
+    (``book/_ext/offline_assets.py``).
+    """
+    layout = (fig.get("layout") if isinstance(fig, Mapping) else fig.to_dict()["layout"]) or {}
+    height = layout.get("height") or DEFAULT_HEIGHT
+    return pio.to_html(
+        fig,
+        include_plotlyjs=False,
+        include_mathjax=False,
+        full_html=False,
+        config=PLOTLY_CONFIG,
+        default_width="100%",
+        default_height=f"{int(height)}px",
+        validate=False,
+    )
+
+
+class BookRenderer(MimetypeRenderer):
+    """Plotly renderer for the book: HTML without plotly.js, plus plotly JSON for live front ends."""
+
+    def to_mimebundle(self, fig_dict: dict[str, Any]) -> dict[str, Any]:
+        import json
+
+        fig_json = json.loads(pio.to_json(fig_dict, validate=False, remove_uids=False))
+        fig_json["config"] = dict(PLOTLY_CONFIG)
+        return {
+            "text/html": figure_html(fig_dict),
+            "application/vnd.plotly.v1+json": fig_json,
+        }
+
+
+def _template() -> go.layout.Template:
+    # A small template of our own (plotly_white is ~7 kB and would be embedded in
+    # every figure's JSON on the page).
+    axis = dict(
+        gridcolor=_GRID, zeroline=False, ticks="outside", showline=True,
+        linecolor="#888", automargin=True,
+    )
+    return go.layout.Template(
+        layout=go.Layout(
+            font=dict(family=_FONT, size=14, color="#2b2b2b"),
+            title=dict(font=dict(size=17), x=0.02, xanchor="left"),
+            colorway=list(PALETTE),
+            paper_bgcolor="white",
+            plot_bgcolor="white",
+            margin=dict(l=60, r=20, t=60, b=55),
+            hoverlabel=dict(font=dict(family=_FONT)),
+            hovermode="closest",
+            legend=dict(bgcolor="rgba(255,255,255,0.7)"),
+            xaxis=axis,
+            yaxis=axis,
+        )
+    )
+
+
+def setup() -> None:
+    """Register the ``maxpo`` template and renderer and make them plotly's defaults."""
+    pio.templates[TEMPLATE_NAME] = _template()
+    pio.templates.default = TEMPLATE_NAME
+    pio.renderers[RENDERER_NAME] = BookRenderer()
+    pio.renderers.default = RENDERER_NAME
+
+
+def show(fig: go.Figure) -> go.Figure:
+    """Return ``fig`` for display (same as leaving it as a cell's last expression).
+
+    Exists so that a chapter can display a figure that is not the last line of
+    a cell: ``viz.show(fig)`` inside a loop, for instance.
+    """
+    from IPython.display import display
+
+    setup()
+    display(fig)
+    return fig
+
+
+def new_figure(
+    *,
+    title: str | None = None,
+    x_title: str | None = None,
+    y_title: str | None = None,
+    height: int = DEFAULT_HEIGHT,
+    **layout: Any,
+) -> go.Figure:
+    """An empty figure in the book's style with axis titles and a fixed height."""
+    fig = go.Figure()
+    fig.update_layout(title=title, height=height, **layout)
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(title_text=y_title)
+    return fig
+
+
+# --- interactive figures (plotly's own controls: work in the static book) ---
+
+#: Trace attributes a slider or dropdown step may change.
+_STEP_KEYS = ("x", "y", "text", "customdata", "name", "hovertext")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly copy: numpy and tuples become lists (plotly.js restyle needs plain arrays)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _step_update(
+    traces: Sequence[go.Figure | Any], n_traces: int, where: str
+) -> dict[str, list[Any]]:
+    if len(traces) != n_traces:
+        raise ValueError(
+            f"{where} made {len(traces)} traces, but the first step made {n_traces}: "
+            "every step must make the same traces (with new data)"
+        )
+    update: dict[str, list[Any]] = {}
+    for key in _STEP_KEYS:
+        values = [getattr(t, key, None) for t in traces]
+        if any(v is not None for v in values):
+            update[key] = [_plain(v) for v in values]
+    return update
+
+
+def _build_steps(
+    values: Sequence[Any],
+    make_traces: Callable[[Any], Sequence[Any]],
+    layout_for: Callable[[Any], Mapping[str, Any]] | None,
+    active: int,
+) -> tuple[go.Figure, list[tuple[dict[str, list[Any]], dict[str, Any]]]]:
+    if not values:
+        raise ValueError("need at least one value for the control")
+    if not 0 <= active < len(values):
+        raise ValueError(f"active={active} is not an index into {len(values)} values")
+    first = list(make_traces(values[active]))
+    fig = go.Figure(data=first)
+    if layout_for is not None:
+        fig.update_layout(**layout_for(values[active]))
+    steps = []
+    for value in values:
+        traces = list(make_traces(value))
+        data = _step_update(traces, len(first), f"make_traces({value!r})")
+        layout = dict(layout_for(value)) if layout_for is not None else {}
+        steps.append((data, _plain(layout)))
+    return fig, steps
+
+
+def slider_figure(
+    values: Sequence[Any],
+    make_traces: Callable[[Any], Sequence[Any]],
+    *,
+    label: str,
+    active: int = 0,
+    layout_for: Callable[[Any], Mapping[str, Any]] | None = None,
+    step_labels: Sequence[str] | None = None,
+    **layout: Any,
+) -> go.Figure:
+    """A figure with a plotly slider over ``values``.
+
+    ``make_traces(value)`` returns the traces for one slider position; every
+    position must return the same number of traces, whose ``x``, ``y``,
+    ``text``, ``customdata``, ``name`` and ``hovertext`` may change. Each slider
+    step carries the new data and applies it with plotly's ``update`` method,
+    in the browser, with no kernel. ``layout_for(value)`` may return layout
+    changes for that step (a title, an axis range). ``layout`` is applied once.
+    """
+    fig, steps = _build_steps(values, make_traces, layout_for, active)
+    labels = list(step_labels) if step_labels is not None else [str(v) for v in values]
+    if len(labels) != len(values):
+        raise ValueError(f"{len(labels)} step labels for {len(values)} values")
+    fig.update_layout(
+        sliders=[
+            dict(
+                active=active,
+                currentvalue=dict(prefix=f"{label} = ", font=dict(size=15)),
+                pad=dict(t=50, b=10),
+                steps=[
+                    dict(method="update", label=lab, args=[data, lay])
+                    for lab, (data, lay) in zip(labels, steps)
+                ],
+            )
+        ],
+        **layout,
+    )
+    return fig
+
+
+def dropdown_figure(
+    options: Mapping[str, Any],
+    make_traces: Callable[[Any], Sequence[Any]],
+    *,
+    active: int = 0,
+    layout_for: Callable[[Any], Mapping[str, Any]] | None = None,
+    x: float = 0.0,
+    y: float = 1.18,
+    **layout: Any,
+) -> go.Figure:
+    """A figure with a plotly dropdown menu: ``options`` maps menu labels to values.
+
+    Same contract as :func:`slider_figure` for ``make_traces`` and ``layout_for``.
+    """
+    labels = list(options)
+    fig, steps = _build_steps([options[k] for k in labels], make_traces, layout_for, active)
+    fig.update_layout(
+        updatemenus=[
+            dict(
+                type="dropdown",
+                active=active,
+                x=x,
+                y=y,
+                xanchor="left",
+                yanchor="top",
+                buttons=[
+                    dict(method="update", label=lab, args=[data, lay])
+                    for lab, (data, lay) in zip(labels, steps)
+                ],
+            )
+        ],
+        **layout,
+    )
+    return fig
+
+
+setup()
