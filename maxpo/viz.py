@@ -16,9 +16,11 @@ does it again explicitly):
     with no network and each page carries only its figures' data, instead of
     the 4.8 MB library once per page (what the ``notebook`` renderer would do).
   - ``application/vnd.plotly.v1+json``: the figure as JSON, which JupyterLab,
-    Notebook 7 and VS Code render natively in a live session.
-
-  myst-nb picks ``text/html``; live front ends pick the plotly MIME type.
+    Notebook 7 and VS Code render natively in a live session (they have no
+    plotly.js of their own for the HTML entry). It is left out while the book
+    is being built (the Sphinx extension sets ``MAXPO_BOOK_BUILD=1``, which the
+    kernels inherit), because myst-nb warns about every MIME type it cannot
+    render and the book builds with ``-W``.
 * **Theme.** A small ``"maxpo"`` plotly template (white background, light grid,
   one font, fixed margins) is the default.
 * **Colours.** :data:`METHOD_COLORS` gives every estimator in
@@ -30,6 +32,8 @@ does it again explicitly):
 """
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -44,7 +48,9 @@ __all__ = [
     "PALETTE",
     "RENDERER_NAME",
     "TEMPLATE_NAME",
+    "BOOK_BUILD_ENV",
     "BookRenderer",
+    "building_book",
     "dropdown_figure",
     "figure_html",
     "method_color",
@@ -57,6 +63,8 @@ __all__ = [
 
 RENDERER_NAME = "maxpo"
 TEMPLATE_NAME = "maxpo"
+#: Environment variable set (to ``1``) by ``book/_ext/offline_assets.py`` during a book build.
+BOOK_BUILD_ENV = "MAXPO_BOOK_BUILD"
 
 #: Fixed colour of every estimator in :data:`maxpo.METHODS`. MaxPO and its
 #: pairwise form share a hue (they are the same numbers), the PKPO family is
@@ -149,18 +157,28 @@ def figure_html(fig: go.Figure | Mapping[str, Any]) -> str:
     )
 
 
+def building_book() -> bool:
+    """True inside a Jupyter Book build of this book (``MAXPO_BOOK_BUILD=1``)."""
+    return os.environ.get(BOOK_BUILD_ENV, "0") == "1"
+
+
 class BookRenderer(MimetypeRenderer):
-    """Plotly renderer for the book: HTML without plotly.js, plus plotly JSON for live front ends."""
+    """Plotly renderer for the book: HTML without plotly.js, plus plotly JSON for live front ends.
+
+    ``with_json=None`` (the default) includes the JSON entry except during a book build.
+    """
+
+    def __init__(self, with_json: bool | None = None) -> None:
+        self.with_json = with_json
 
     def to_mimebundle(self, fig_dict: dict[str, Any]) -> dict[str, Any]:
-        import json
-
-        fig_json = json.loads(pio.to_json(fig_dict, validate=False, remove_uids=False))
-        fig_json["config"] = dict(PLOTLY_CONFIG)
-        return {
-            "text/html": figure_html(fig_dict),
-            "application/vnd.plotly.v1+json": fig_json,
-        }
+        bundle: dict[str, Any] = {"text/html": figure_html(fig_dict)}
+        with_json = (not building_book()) if self.with_json is None else self.with_json
+        if with_json:
+            fig_json = json.loads(pio.to_json(fig_dict, validate=False, remove_uids=False))
+            fig_json["config"] = dict(PLOTLY_CONFIG)
+            bundle["application/vnd.plotly.v1+json"] = fig_json
+        return bundle
 
 
 def _template() -> go.layout.Template:
@@ -177,7 +195,7 @@ def _template() -> go.layout.Template:
             colorway=list(PALETTE),
             paper_bgcolor="white",
             plot_bgcolor="white",
-            margin=dict(l=60, r=20, t=60, b=55),
+            margin=dict(l=60, r=20, t=40, b=55),
             hoverlabel=dict(font=dict(family=_FONT)),
             hovermode="closest",
             legend=dict(bgcolor="rgba(255,255,255,0.7)"),
@@ -308,7 +326,7 @@ def slider_figure(
             dict(
                 active=active,
                 currentvalue=dict(prefix=f"{label} = ", font=dict(size=15)),
-                pad=dict(t=50, b=10),
+                pad=dict(t=65, b=10),
                 steps=[
                     dict(method="update", label=lab, args=[data, lay])
                     for lab, (data, lay) in zip(labels, steps)

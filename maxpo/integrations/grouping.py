@@ -48,10 +48,12 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal, Sequence, Union
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -65,7 +67,7 @@ __all__ = ["PER_SAMPLE_RULE", "SCALES", "GroupedAdvantages", "Scale", "check_opt
 SCALES: tuple[str, ...] = ("per_sample", "sum")
 
 #: ``scale`` is one of :data:`SCALES` or a positive number.
-Scale = Union[Literal["per_sample", "sum"], float]
+Scale = Literal["per_sample", "sum"] | float
 
 #: Factor that puts each method on the per-sample scale: ``"B/K"`` for the methods
 #: whose :func:`maxpo.advantages` output sums to an unbiased ``grad J_K`` over a group,
@@ -146,7 +148,7 @@ def method_size_problem(method: str, n: int, k: int) -> str | None:
     try:
         maxpo.advantages(torch.zeros(n, dtype=torch.float64), k, method)
     except ValueError as exc:
-        return str(exc)
+        return re.sub(r"; every group has B = \d+ real samples and k = \d+$", "", str(exc))
     return None
 
 

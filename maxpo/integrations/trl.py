@@ -57,13 +57,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from maxpo.integrations.grouping import GroupedAdvantages, Scale, check_options, group_advantages, \
-    method_size_problem
+from maxpo.integrations.grouping import GroupedAdvantages, Scale, check_options, group_advantages, method_size_problem
 
 if TYPE_CHECKING:  # pragma: no cover
     from trl import GRPOTrainer
 
-__all__ = ["SUPPORTED_TRL", "MaxKAdvantageMixin", "MaxKGRPOTrainer", "check_trl_version"]
+__all__ = ["SUPPORTED_TRL", "MaxKAdvantageMixin", "MaxKGRPOTrainer", "check_trl_version"]  # noqa: F822 (lazy)
 
 #: TRL versions whose ``GRPOTrainer`` internals this module was written and tested against.
 SUPPORTED_TRL = ">=1.16,<1.17"
@@ -85,7 +84,7 @@ def check_trl_version() -> str:
         raise ImportError(
             f"maxpo.integrations.trl needs TRL {SUPPORTED_TRL}: pip install 'trl{SUPPORTED_TRL}' ({exc})") from exc
     found = Version(trl.__version__)
-    if not (Version("%d.%d" % _LOW) <= Version(found.base_version) < Version("%d.%d" % _HIGH)):
+    if not Version(f"{_LOW[0]}.{_LOW[1]}") <= Version(found.base_version) < Version(f"{_HIGH[0]}.{_HIGH[1]}"):
         raise RuntimeError(
             f"maxpo.integrations.trl supports TRL {SUPPORTED_TRL} (tested with 1.16.0), found trl {trl.__version__}. "
             "It overrides GRPOTrainer._calculate_rewards and _generate_and_score_completions, private methods "

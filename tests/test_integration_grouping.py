@@ -1,0 +1,219 @@
+"""The framework-neutral part of ``maxpo.integrations``: grouping, scale, undersized groups,
+the exact pitfall computations, and importability without TRL or verl. No TRL, no verl."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import maxpo
+from maxpo.integrations import PER_SAMPLE_RULE, group_advantages, group_scale_factors
+from maxpo.integrations.pitfalls import (
+    apply_transform,
+    compositions,
+    expected_update,
+    maxk_gradient,
+    pass_rate_profile,
+    sequence_weights,
+)
+
+from conftest import REPO
+
+
+def _shuffled_batch(seed: int = 0, sizes: tuple[int, ...] = (5, 8, 3, 6, 8), binary: bool = False):
+    rng = np.random.default_rng(seed)
+    labels = np.array([f"uid-{g}" for g, s in enumerate(sizes) for _ in range(s)], dtype=object)
+    perm = rng.permutation(len(labels))
+    labels = labels[perm]
+    rewards = (rng.random(len(labels)) < 0.4).astype(float) if binary else rng.random(len(labels))
+    return torch.tensor(rewards), labels
+
+
+@pytest.mark.parametrize("method", ["maxpo", "maxpo_pairwise", "pkpo_s", "pkpo_loo", "canonical", "rloo"])
+@pytest.mark.parametrize("scale", ["sum", "per_sample", 0.5])
+def test_group_advantages_equal_per_group_maxpo(method, scale):
+    rewards, labels = _shuffled_batch()
+    k = 2
+    out = group_advantages(rewards, labels, k, method, scale=scale)
+    assert out.advantages.shape == rewards.shape and out.advantages.dtype == torch.float64
+    assert out.undersized == 0 and out.empty == 0 and out.n_groups == 5
+    for label in set(labels.tolist()):
+        rows = np.nonzero(labels == label)[0]
+        b = len(rows)
+        raw = maxpo.advantages(rewards[rows], k, method)
+        factor = {"sum": 1.0, 0.5: 0.5}.get(scale, b / k if PER_SAMPLE_RULE[method] == "B/K" else 1.0)
+        torch.testing.assert_close(out.advantages[rows], raw * factor, rtol=0, atol=1e-12)
+
+
+def test_per_sample_scale_gives_canonical_and_rloo():
+    rewards, labels = _shuffled_batch(1)
+    per_sample = group_advantages(rewards, labels, 2, "maxpo").advantages
+    canonical = group_advantages(rewards, labels, 2, "canonical", scale="sum").advantages
+    torch.testing.assert_close(per_sample, canonical, rtol=0, atol=1e-12)
+    k1 = group_advantages(rewards, labels, 1, "maxpo").advantages
+    rloo = group_advantages(rewards, labels, 1, "rloo").advantages
+    torch.testing.assert_close(k1, rloo, rtol=0, atol=1e-12)
+
+
+def test_per_sample_rule_matches_method_table():
+    assert set(PER_SAMPLE_RULE) == set(maxpo.METHODS)
+    for name, rule in PER_SAMPLE_RULE.items():
+        assert (rule == "B/K") == (maxpo.METHODS[name]["scale"] == "grad J_K"), name
+
+
+def test_float32_int_and_device_kept():
+    rewards, labels = _shuffled_batch(2, binary=True)
+    out32 = group_advantages(rewards.float(), labels, 2).advantages
+    assert out32.dtype == torch.float32
+    out_int = group_advantages(rewards.long(), labels, 2).advantages
+    assert out_int.dtype == torch.float64
+    torch.testing.assert_close(out32.double(), out_int, rtol=0, atol=1e-6)
+
+
+def test_integer_labels_and_tensor_labels():
+    rewards = torch.tensor([0.1, 0.3, 0.5, 0.7, 0.9, 1.0, 0.0, 0.0, 1.0])
+    by_list = group_advantages(rewards, [0] * 5 + [1] * 4, 2, scale="sum").advantages
+    by_tensor = group_advantages(rewards, torch.arange(9) // 5, 2, scale="sum").advantages
+    torch.testing.assert_close(by_list, by_tensor)
+    expected = torch.tensor([-1 / 15, -1 / 15, -1 / 30, 1 / 30, 2 / 15])  # MATH.md test vector
+    torch.testing.assert_close(by_list[:5], expected)
+
+
+def test_valid_mask_leaves_rows_out():
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 5.0, 1.0])
+    labels = [0] * 8
+    valid = torch.tensor([True] * 6 + [False, True])
+    out = group_advantages(rewards, labels, 2, valid=valid, scale="sum").advantages
+    kept = valid.nonzero().squeeze(-1)
+    torch.testing.assert_close(out[kept], maxpo.advantages(rewards[kept], 2))
+    assert out[6] == 0
+
+
+def test_undersized_groups_zero_with_warning_or_raise():
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.3, 0.9])
+    labels = ["a", "a", "a", "a", "b", "b"]  # group b has B = 2, too small for maxpo at k = 2
+    with pytest.warns(RuntimeWarning, match=r"1 of 2 groups .* 'b' with 2 valid samples"):
+        out = group_advantages(rewards, labels, 2)
+    assert out.undersized == 1 and torch.all(out.advantages[4:] == 0)
+    torch.testing.assert_close(out.advantages[:4], maxpo.advantages(rewards[:4], 2) * 2)
+    with pytest.raises(ValueError, match=r"group 'b' \(2 valid samples\) cannot use method 'maxpo' at k = 2"):
+        group_advantages(rewards, labels, 2, undersized="raise")
+    with pytest.raises(ValueError, match="no group in this batch is usable"):
+        group_advantages(rewards, labels, 4)
+
+
+def test_fully_invalid_group_is_empty_not_an_error():
+    rewards = torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0])
+    valid = torch.tensor([True, True, True, False, False])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = group_advantages(rewards, [0, 0, 0, 1, 1], 2, valid=valid)
+    assert out.empty == 1 and out.undersized == 0 and torch.all(out.advantages[3:] == 0)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(method="nope"), ValueError, "unknown method 'nope'"),
+    (dict(k=0), ValueError, "k must be >= 1"),
+    (dict(k=2.0), TypeError, "k must be an integer"),
+    (dict(scale="mean"), ValueError, "scale must be one of"),
+    (dict(scale=-1.0), ValueError, "must be finite and > 0"),
+    (dict(undersized="skip"), ValueError, "undersized must be"),
+])
+def test_bad_options(kwargs, error, match):
+    args = dict(rewards=torch.rand(4), group_ids=[0] * 4, k=2)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        group_advantages(**args)
+
+
+def test_bad_data_names_the_problem():
+    with pytest.raises(ValueError, match="got 3 group labels for 4 rewards"):
+        group_advantages(torch.rand(4), [0, 0, 0], 2)
+    with pytest.raises(ValueError, match=r"reward of row 2 \(group 'x'\) is not finite: nan"):
+        group_advantages(torch.tensor([0.0, 1.0, float("nan"), 1.0]), ["x"] * 4, 2)
+    with pytest.raises(ValueError, match="1-D"):
+        group_advantages(torch.rand(2, 4), [0] * 8, 2)
+    with pytest.raises(ValueError, match="needs binary rewards"):
+        group_advantages(torch.tensor([0.0, 0.5, 1.0, 1.0]), [0] * 4, 2, "chen_passk")
+
+
+def test_scale_factors():
+    sizes = torch.tensor([4, 8])
+    torch.testing.assert_close(group_scale_factors("maxpo", 2, sizes, "per_sample"),
+                               torch.tensor([2.0, 4.0], dtype=torch.float64))
+    torch.testing.assert_close(group_scale_factors("grpo", 2, sizes, "per_sample"),
+                               torch.ones(2, dtype=torch.float64))
+
+
+# ----------------------------------------------------------------------------- pitfalls (exact)
+
+def test_compositions():
+    c = compositions(8, 3)
+    assert c.shape == (45, 3) and torch.all(c.sum(-1) == 8) and len({tuple(r) for r in c.tolist()}) == 45
+
+
+@pytest.mark.parametrize("method", ["maxpo", "canonical", "pkpo_loo1", "pkpo_s"])
+@pytest.mark.parametrize("k", [2, 3])
+def test_unbiased_methods_give_the_exact_gradient(method, k):
+    values, probs, b = (0.0, 0.4, 1.0), (0.5, 0.3, 0.2), 6
+    truth = maxk_gradient(values, probs, k)
+    update = expected_update(values, probs, b, k, method, scale="sum")
+    factor = {"canonical": b / k}.get(method, 1.0)
+    torch.testing.assert_close(update, factor * truth, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(expected_update(values, probs, b, k, method), b / k * truth, rtol=1e-10, atol=1e-12)
+
+
+def test_std_normalisation_biases_the_pass_rate_profile():
+    ps, b, k = [0.05, 0.3, 0.8], 8, 4
+    truth = torch.tensor([k * p * (1 - p) ** k for p in ps], dtype=torch.float64)
+    plain = pass_rate_profile(ps, b, k) / truth
+    torch.testing.assert_close(plain, torch.full_like(plain, b / k))  # per-sample scale: exactly B/K
+    normed = pass_rate_profile(ps, b, k, transform="group_std") / truth
+    assert normed[-1] / normed[0] > 5  # easy prompts gain weight relative to hard ones
+
+
+def test_std_normalised_binary_maxpo_is_grpo_where_nonzero():
+    r = (torch.rand(4000, 8, generator=torch.Generator().manual_seed(0)) < 0.3).double()
+    a = maxpo.advantages(r, 4)
+    nonzero = a.abs().sum(-1) > 0
+    normed = apply_transform(a, "group_std")[nonzero]
+    grpo = maxpo.advantages(r, 4, "grpo")[nonzero]
+    torch.testing.assert_close(normed, grpo, rtol=0, atol=1e-2)  # only the eps (1e-4 vs 1e-6) differs
+
+
+def test_sequence_weights():
+    adv, lengths = [1.0, -1.0], [2, 6]
+    assert sequence_weights(adv, lengths, "dr_grpo", 8).sum() == 0
+    assert sequence_weights(adv, lengths, "token-mean").sum() == 0
+    assert sequence_weights(adv, lengths, "grpo").sum() > 0  # short correct answer outweighs the long wrong one
+    with pytest.raises(ValueError, match="unknown loss_type"):
+        sequence_weights(adv, lengths, "mean")
+
+
+# ----------------------------------------------------------------------------- without TRL or verl
+
+def test_integrations_import_without_trl_and_verl():
+    # None in sys.modules makes `import trl` fail and importlib.util.find_spec("verl") return None,
+    # exactly as on a machine where neither is installed.
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["trl"] = sys.modules["verl"] = None
+        import maxpo.integrations, maxpo.integrations.trl as t, maxpo.integrations.verl as v
+        import maxpo.integrations.demo, maxpo.integrations.pitfalls
+        assert sys.modules["trl"] is None and sys.modules["verl"] is None
+        for call in (lambda: t.MaxKGRPOTrainer, v.register):
+            try:
+                call()
+            except ImportError as exc:
+                assert "pip install" in str(exc), exc
+            else:
+                raise AssertionError("expected ImportError")
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
