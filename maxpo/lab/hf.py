@@ -74,10 +74,10 @@ def save_tiny_random_model(path: str | Path, seed: int = 0, hidden: int = 64, la
     """Write a randomly initialised tiny Llama and a character-level tokenizer to ``path``.
 
     The tokenizer is a ``tokenizers`` BPE model with one token per character of the
-    task's alphabet and no merges, wrapped in ``PreTrainedTokenizerFast`` with
+    task's alphabet and no merges and a decoder that joins tokens without spaces, wrapped in ``PreTrainedTokenizerFast`` with
     ``<pad>``, ``<s>``, ``</s>`` special tokens.
     """
-    from tokenizers import Tokenizer, models
+    from tokenizers import Tokenizer, decoders, models
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     path = Path(path)
@@ -85,6 +85,7 @@ def save_tiny_random_model(path: str | Path, seed: int = 0, hidden: int = 64, la
     specials = ["<pad>", "<s>", "</s>", "<unk>"]
     vocab = {tok: i for i, tok in enumerate(specials + list(ALPHABET))}
     backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    backend.decoder = decoders.Fuse()  # join tokens without spaces
     tok = PreTrainedTokenizerFast(
         tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
     )

@@ -62,12 +62,17 @@ def sft_step_lr(step: int, steps: int, peak: float) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
-def _train_sft(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, bf16: bool, show: bool) -> float:
-    """Run the supervised stage in place; return the mean loss of the last 10% of steps."""
+def _train_sft(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, bf16: bool, show: bool) -> tuple[float, int, list[dict]]:
+    """Run the supervised stage in place.
+
+    Returns the mean loss of the last 10% of the steps run, the number of steps
+    run, and the early-stopping checks (step, training pass@1).
+    """
     ws = cfg.warmstart
     device = next(model.parameters()).device
     opt = torch.optim.AdamW(model.parameters(), lr=ws.lr, betas=(0.9, 0.98), weight_decay=0.01)
-    tail: list[float] = []
+    losses: list[float] = []
+    checks: list[dict] = []
     bar = progress(range(ws.steps), desc="warm start", disable=not show)
     for step in bar:
         for group in opt.param_groups:
@@ -83,11 +88,17 @@ def _train_sft(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, bf16: bool, 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if step >= ws.steps * 0.9:
-            tail.append(float(loss.detach()))
+        losses.append(float(loss.detach()))
         if hasattr(bar, "set_postfix") and step % 20 == 0:
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-    return sum(tail) / max(1, len(tail))
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if ws.stop_at_pass1 is not None and (step + 1) % ws.check_every == 0:
+            check = sample_puzzles(cfg.task, 256, derive_seed(ws.seed, "sft-check", step), "train")
+            ev = evaluate(model, tok, check, 4, (1,), cfg.rl.max_new_tokens, derive_seed(ws.seed, "sft-check-u", step), bf16)
+            checks.append({"step": step + 1, "train_pass@1": ev.passk[1]})
+            if ev.passk[1] >= ws.stop_at_pass1:
+                break
+    tail = losses[int(len(losses) * 0.9):]
+    return sum(tail) / max(1, len(tail)), len(losses), checks
 
 
 def warm_start(cfg: LabConfig, device: torch.device, bf16: bool, show: bool = True, use_cache: bool = True) -> tuple[nn.Module, LabTokenizer, dict[str, Any]]:
@@ -108,15 +119,16 @@ def warm_start(cfg: LabConfig, device: torch.device, bf16: bool, show: bool = Tr
         model.load_state_dict(blob["model"])
         return model, tok, {**blob["info"], "cached": True, "path": str(path)}
     t0 = time.perf_counter()
-    loss = _train_sft(model, tok, cfg, bf16, show)
+    loss, steps_run, checks = _train_sft(model, tok, cfg, bf16, show)
     train_s = time.perf_counter() - t0
     ks = sorted({1, min(cfg.rl.k, cfg.eval.samples), cfg.eval.samples})
     ev = evaluate(model, tok, heldout_puzzles(cfg.task, cfg.eval.prompts, cfg.eval.seed), cfg.eval.samples, ks,
                   cfg.rl.max_new_tokens, derive_seed(cfg.eval.seed, "warmstart-eval"), bf16)
     info = {
         "key": cfg.warmstart_key(),
-        "steps": cfg.warmstart.steps,
+        "steps": steps_run,
         "final_loss": loss,
+        "early_stop_checks": checks,
         "heldout": ev.to_dict(),
         "train_seconds": train_s,
         "device": str(device),

@@ -1,0 +1,180 @@
+"""Command line: ``python -m maxpo.lab {train,eval,compare} ...`` (``--help`` on each).
+
+Examples::
+
+    python -m maxpo.lab train --preset smoke --method maxpo --out runs/smoke
+    python -m maxpo.lab train --preset smoke --out runs/smoke --resume
+    python -m maxpo.lab eval --run runs/smoke
+    python -m maxpo.lab compare --preset gpu --methods grpo,pkpo_loo1,maxpo --seeds 0,1,2 \\
+        --work-dir runs/gpu --out book/data/lab/gpu_compare.json
+    torchrun --nproc_per_node 2 -m maxpo.lab train --preset smoke --device cpu --out runs/ddp
+    python -m maxpo.lab train --preset smoke --model-path /path/to/local/hf-model --out runs/own
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import maxpo
+from maxpo.lab.config import AGGREGATIONS, PRESETS, REWARDS, LabConfig, preset
+from maxpo.lab.train import DeviceUnavailable
+
+__all__ = ["main", "build_parser", "config_from_args"]
+
+# (flag, section, field, type, help)
+_OVERRIDES: list[tuple[str, str | None, str, Any, str]] = [
+    ("--method", "rl", "method", str, f"advantage estimator: {', '.join(maxpo.METHODS)}"),
+    ("--k", "rl", "k", int, "the K of pass@K / max@K the estimator targets"),
+    ("--reward", "rl", "reward", str, f"reward: {' or '.join(REWARDS)} (partial credit, for max@K)"),
+    ("--steps", "rl", "steps", int, "RL steps"),
+    ("--lr", "rl", "lr", float, "RL learning rate (Adam)"),
+    ("--prompts-per-step", "rl", "prompts_per_step", int, "G: prompts per step (all processes together)"),
+    ("--samples-per-prompt", "rl", "samples_per_prompt", int, "B: answers sampled per prompt (the group)"),
+    ("--updates-per-batch", "rl", "updates_per_batch", int, "optimizer steps per sampled batch (PPO epochs)"),
+    ("--clip-eps", "rl", "clip_eps", float, "PPO ratio clipping (acts when updates-per-batch > 1); 0 = off"),
+    ("--kl-coef", "rl", "kl_coef", float, "weight of the KL penalty to the warm-start model; 0 = off"),
+    ("--aggregation", "rl", "aggregation", str, f"loss aggregation: {' or '.join(AGGREGATIONS)}"),
+    ("--max-new-tokens", "rl", "max_new_tokens", int, "longest sampled answer"),
+    ("--warmstart-steps", "warmstart", "steps", int, "supervised warm-start steps (0 = none)"),
+    ("--eval-every", "eval", "every", int, "steps between held-out evaluations"),
+    ("--eval-prompts", "eval", "prompts", int, "held-out puzzles per evaluation"),
+    ("--eval-samples", "eval", "samples", int, "answers per held-out puzzle (n >= every eval k)"),
+    ("--model-path", "model", "hf_path", str, "a local Hugging Face model directory (model + tokenizer) to use instead of the tiny GPT"),
+    ("--seed", None, "seed", int, "RL seed (prompts and sampling)"),
+    ("--device", None, "device", str, "cpu, cuda, cuda:N or auto"),
+    ("--threads", None, "threads", int, "torch CPU threads"),
+    ("--checkpoint-every", None, "checkpoint_every", int, "steps between checkpoints"),
+]
+
+
+def _add_config_args(p: argparse.ArgumentParser, with_method: bool = True) -> None:
+    p.add_argument("--preset", default="smoke", choices=sorted(PRESETS), help="starting configuration (default: smoke)")
+    p.add_argument("--config", type=Path, help="a config.json (as written in a run directory) instead of a preset")
+    for flag, _, _, typ, help_ in _OVERRIDES:
+        if flag == "--method" and not with_method:
+            continue
+        p.add_argument(flag, type=typ, default=None, help=help_)
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: on for CUDA)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def config_from_args(args: argparse.Namespace) -> LabConfig:
+    """The preset (or ``--config`` file) with the command line's overrides applied."""
+    cfg = LabConfig.from_dict(json.loads(args.config.read_text())) if args.config else preset(args.preset)
+    for flag, section, name, _, _ in _OVERRIDES:
+        value = getattr(args, flag[2:].replace("-", "_"), None)
+        if value is None:
+            continue
+        if section is None:
+            cfg = dataclasses.replace(cfg, **{name: value})
+        else:
+            cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{name: value})})
+    if args.bf16 is not None:
+        cfg = dataclasses.replace(cfg, bf16=args.bf16)
+    return cfg
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m maxpo.lab``."""
+    top = argparse.ArgumentParser(
+        prog="python -m maxpo.lab",
+        description="The MaxPO lab: warm-start a small language model on countdown puzzles, then train it with "
+        "group-based RL whose advantage estimator is a switch (MaxPO, PKPO, GRPO, ...), and evaluate pass@k / max@k.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="presets: smoke (CPU, under a minute), cpu (the longer CPU comparison), gpu (one GPU).\n"
+        "Multi-GPU / multi-node: launch the same command with torchrun.",
+    )
+    sub = top.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="warm start (cached) + RL for one method and seed")
+    _add_config_args(p)
+    p.add_argument("--out", type=Path, required=True, help="run directory (config, metrics.jsonl, checkpoint)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+
+    p = sub.add_parser("eval", help="evaluate a run's checkpoint (or the warm start) on held-out puzzles")
+    p.add_argument("--run", type=Path, help="a run directory; without it the preset's warm-start model is evaluated")
+    _add_config_args(p)
+    p.add_argument("--ks", type=str, default=None, help="comma-separated k values (default: the config's)")
+
+    p = sub.add_parser("compare", help="several methods x seeds from one warm start; gathered results as JSON")
+    _add_config_args(p, with_method=False)
+    p.add_argument("--methods", default="grpo,pkpo_loo1,maxpo", help="comma-separated methods (default: grpo,pkpo_loo1,maxpo)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
+    p.add_argument("--work-dir", type=Path, required=True, help="where the runs live (one directory each)")
+    p.add_argument("--out", type=Path, required=True, help="JSON file for the gathered results")
+    p.add_argument("--label", default="", help="label stored with the results (e.g. 'CPU results')")
+    p.add_argument("--resume", action="store_true", help="skip complete runs and continue interrupted ones")
+    return top
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SystemExit(f"error: {what} must be comma-separated integers, got {text!r}") from None
+
+
+def _eval_command(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from maxpo.lab.checkpoint import CHECKPOINT_NAME
+    from maxpo.lab.evaluate import evaluate
+    from maxpo.lab.seeding import derive_seed
+    from maxpo.lab.task import heldout_puzzles
+    from maxpo.lab.train import resolve_device
+    from maxpo.lab.warmstart import warm_start
+
+    if args.run:
+        cfg_path = args.run / "config.json"
+        if not cfg_path.is_file():
+            raise SystemExit(f"error: {args.run} is not a run directory (no config.json)")
+        args.config = cfg_path
+    cfg = config_from_args(args)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    bf16 = cfg.bf16 if cfg.bf16 is not None else device.type == "cuda"
+    model, tok, info = warm_start(cfg, device, bf16, show=not args.no_progress)
+    step = 0
+    if args.run:
+        ckpt = args.run / CHECKPOINT_NAME
+        if not ckpt.is_file():
+            raise SystemExit(f"error: {args.run} has no {CHECKPOINT_NAME} yet")
+        blob = torch.load(ckpt, map_location=device, weights_only=True)
+        model.load_state_dict(blob["model"])
+        step = int(blob["step"])
+    ks = _ints(args.ks, "--ks") if args.ks else list(cfg.eval.ks)
+    ev = evaluate(model, tok, heldout_puzzles(cfg.task, cfg.eval.prompts, cfg.eval.seed), cfg.eval.samples, ks,
+                  cfg.rl.max_new_tokens, derive_seed(cfg.eval.seed, "eval", step), bf16)
+    return {"run": str(args.run) if args.run else None, "step": step, **ev.to_dict()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    command = ["python", "-m", "maxpo.lab", *(sys.argv[1:] if argv is None else argv)]
+    try:
+        if args.command == "train":
+            from maxpo.lab.train import train
+
+            res = train(config_from_args(args), args.out, resume=args.resume, show_progress=not args.no_progress, argv=command)
+            if res.is_main:
+                print(json.dumps({"run_dir": str(res.run_dir), "final_eval": res.summary["final_eval"]}, indent=2))
+        elif args.command == "eval":
+            print(json.dumps(_eval_command(args), indent=2))
+        else:
+            from maxpo.lab.compare import compare
+
+            res = compare(config_from_args(args), [m for m in args.methods.split(",") if m], _ints(args.seeds, "--seeds"),
+                          args.work_dir, args.out, resume=args.resume, show_progress=not args.no_progress, argv=command,
+                          label=args.label)
+            print(json.dumps({m: {k: round(v["mean"], 4) for k, v in s["final"].items()} for m, s in res["summary"].items()}, indent=2))
+    except (ValueError, FileNotFoundError, FileExistsError, DeviceUnavailable) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
