@@ -91,7 +91,7 @@ class _Sorted:
 
     values: torch.Tensor  # (G, n) float64, ascending, max (or min) exactly 0
     order: torch.Tensor  # (G, n) int64: values[g, p] = x[g, order[g, p]] - shift
-    run_end: torch.Tensor  # (G, n) int64: last sorted position holding the same value
+    run_start: torch.Tensor  # (G, n) int64: first sorted position holding the same value
     shift: torch.Tensor  # (G, 1) float64
 
     def unsort(self, a_sorted: torch.Tensor) -> torch.Tensor:
@@ -103,9 +103,9 @@ def _sort_groups(x: torch.Tensor, anchor: str = "max") -> _Sorted:
     xs, order = torch.sort(x, dim=-1)
     xs = xs.to(_WORK)
     shift = (xs[..., -1:] if anchor == "max" else xs[..., :1]).clone()
-    xs.sub_(shift)  # (a fresh tensor from sort) every max@K quantity here is shift-equivariant
-    run_end = torch.searchsorted(xs, xs, right=True) - 1
-    return _Sorted(values=xs, order=order, run_end=run_end, shift=shift)
+    xs.sub_(shift)  # (a fresh tensor) every max@K quantity here is shift-equivariant
+    run_start = torch.searchsorted(xs, xs)  # first position of each value in its sorted row
+    return _Sorted(values=xs, order=order, run_start=run_start, shift=shift)
 
 
 def _q_sorted(s: _Sorted, k: int) -> torch.Tensor:
@@ -113,14 +113,17 @@ def _q_sorted(s: _Sorted, k: int) -> torch.Tensor:
 
     ``Q_(i) = own_i r_(i) + sum_{m > i} tail_m r_(m)``, a convex combination. The formula
     holds at every position for any tie-breaking; taking each run of ties' value at the
-    run's end makes tied rewards bit-identical.
+    run's start makes tied rewards bit-identical. Few temporaries: large fresh
+    allocations cost page faults that can exceed the arithmetic.
     """
     n = s.values.shape[-1]
     w = _rank_weights(n, k, s.values.device)
-    c = torch.cumsum(w.tail * s.values, -1)
-    q = torch.sub(c[..., -1:], c)  # sum_{m > i} tail_m r_(m)  (values are <= 0 after the shift)
-    q.addcmul_(w.own, s.values)
-    return q.gather(-1, s.run_end)
+    q = torch.mul(s.values, w.tail)
+    torch.cumsum(q, -1, out=q)
+    total = q[..., -1:].clone()
+    q.neg_().add_(total)  # sum_{m > i} tail_m r_(m)  (values are <= 0 after the shift)
+    q.addcmul_(s.values, w.own)
+    return q.gather(-1, s.run_start)
 
 
 # --------------------------------------------------------------------------- dense methods
@@ -167,8 +170,8 @@ def _pkpo_loo1(x: torch.Tensor, k: int) -> torch.Tensor:
     n = x.shape[-1]
     w = _rank_weights(n, k, s.values.device)
     prefix_before = torch.nn.functional.pad(torch.cumsum(w.below * s.values, -1)[..., :-1], (1, 0))
-    end = s.run_end
-    a = (w.maxk[end] * s.values - prefix_before.gather(-1, end)).clamp_min(0)
+    start = s.run_start
+    a = (w.maxk[start] * s.values - prefix_before.gather(-1, start)).clamp_min(0)
     return s.unsort(a)
 
 
@@ -219,7 +222,7 @@ def _maxpo_pairwise_block(x: torch.Tensor, k: int) -> torch.Tensor:
     # A_(p) = (column sum of p) - (row sum of p).
     a_sorted = k / (n * (n - 1)) * (d.sum(-2) - d.sum(-1))
     # ties: equal rewards must get identical advantages
-    a_sorted = a_sorted.gather(-1, s.run_end)
+    a_sorted = a_sorted.gather(-1, s.run_start)
     return s.unsort(a_sorted)
 
 
