@@ -57,6 +57,9 @@ def machine(device: torch.device) -> dict[str, object]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "device": str(device),
+        # allocator settings change small-group timings (fresh >128 KiB glibc blocks cost page faults)
+        "allocator_env": {k: v for k, v in os.environ.items()
+                          if k.startswith("MALLOC_") or k in ("LD_PRELOAD", "OMP_NUM_THREADS")},
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)

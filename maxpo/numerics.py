@@ -18,13 +18,13 @@ against, and the helpers that measure:
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from typing import Callable, Sequence
 
 import torch
 
 import maxpo
+from maxpo.settings import torch_threads
 
 __all__ = [
     "binomial_weights",
@@ -183,10 +183,7 @@ def time_methods(sizes: Sequence[tuple[int, int, int]], methods: Sequence[str], 
     """
     gen = torch.Generator().manual_seed(seed)
     rows = []
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         for groups, b, k in sizes:
             x = torch.rand(groups, b, generator=gen)
             for name in methods:
@@ -194,8 +191,6 @@ def time_methods(sizes: Sequence[tuple[int, int, int]], methods: Sequence[str], 
                       else (lambda: maxpo.advantages(x, k, name)))
                 rows.append({"groups": groups, "B": b, "K": k, "method": name,
                              "seconds": time_call(fn, min_time)})
-    finally:
-        torch.set_num_threads(before)
     return rows
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -19,3 +21,17 @@ def quick_mode() -> bool:
 def sized(full: T, quick: T) -> T:
     """Return ``quick`` in quick mode (``MAXPO_QUICK=1``) and ``full`` otherwise."""
     return quick if quick_mode() else full
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with torch's intra-op thread count set to ``threads`` (``None``: unchanged), then restore it."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

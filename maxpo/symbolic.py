@@ -18,6 +18,11 @@ Sections (add new ones at the end, in chapter order):
    ``s_i = (K/B) Q_i`` identity, and the exact score-function gradient check on a
    softmax policy.
 
+The building blocks of sections 2 and 4 (the U-statistic, the signal and the
+``Q_i`` from their subset definitions and in closed form, on symbols
+:func:`sorted_reward_symbols`) are also what :mod:`maxpo.symbolic_baselines`
+builds the baselines of chapters 4-5 from.
+
 Conventions: rewards "in ascending order" means ``r[0] <= r[1] <= ...``; the
 functions with ``assume_sorted=True`` take the maximum of a subset by its
 largest index, which lets them work on sympy symbols ``r_1 <= ... <= r_B``.
@@ -41,7 +46,6 @@ __all__ = [
     "passk_closed_form",
     "passk_from_weights_equals_closed_form",
     "signal_subset_count_identity",
-    "reward_cdf",
     "maxk_objective",
     "batches",
     "expected_value",
@@ -62,6 +66,32 @@ Number = sp.Expr | int
 AdvantageFn = Callable[[Sequence[sp.Expr]], Sequence[sp.Expr]]
 
 
+def sorted_reward_symbols(B: int) -> tuple[sp.Symbol, ...]:
+    """Real symbols ``r_1..r_B``, to be read as ``r_1 <= r_2 <= ... <= r_B``."""
+    if B < 1:
+        raise ValueError(f"need at least one reward, got B={B}")
+    return sp.symbols(f"r_1:{B + 1}", real=True)
+
+
+def _subset_max(r: Sequence[sp.Expr], subset: Sequence[int], assume_sorted: bool) -> sp.Expr:
+    """``max_{j in subset} r_j``; with ``assume_sorted`` the reward at the largest index (works on symbols)."""
+    if assume_sorted:
+        return r[max(subset)]
+    return max(r[j] for j in subset)
+
+
+def _check_bk(B: int, K: int) -> None:
+    if not 1 <= K <= B:
+        raise ValueError(f"need 1 <= K <= B, got B={B}, K={K}")
+
+
+def _group(rewards: Sequence[Number], K: int) -> list[sp.Expr]:
+    """A group's rewards as sympy expressions, after checking ``1 <= K <= B``."""
+    r = [sp.sympify(x) for x in rewards]
+    _check_bk(len(r), K)
+    return r
+
+
 # ---------------------------------------------------------------------------
 # 1. Combinatorial identities for symbolic B and K
 # ---------------------------------------------------------------------------
@@ -79,7 +109,7 @@ def binomial_weight(i: Number, B: Number, K: Number) -> sp.Expr:
 def maxk_weights(B: int, K: int) -> list[sp.Rational]:
     """The ``B`` rank weights ``C(i-1,K-1)/C(B,K)``, ``i = 1..B``, as exact rationals."""
     _check_bk(B, K)
-    return [sp.Rational(math.comb(i - 1, K - 1), math.comb(B, K)) for i in range(1, B + 1)]
+    return [binomial_weight(i, B, K) for i in range(1, B + 1)]
 
 
 def hockey_stick_by_summation(B: sp.Symbol, K: sp.Symbol) -> sp.Expr:
@@ -173,12 +203,6 @@ def signal_subset_count_identity(B: sp.Symbol, K: sp.Symbol, i: sp.Symbol) -> sp
 # 2. The objective of a categorical policy, and exact expectations over batches
 # ---------------------------------------------------------------------------
 
-def reward_cdf(values: Sequence[Number], probs: Sequence[Number], x: Number) -> sp.Expr:
-    """``F(x) = P(R <= x)`` for a policy that picks action ``a`` with probability ``probs[a]``
-    and then gets reward ``values[a]``."""
-    return sp.Add(*[p for v, p in zip(values, probs) if sp.sympify(v) <= x])
-
-
 def maxk_objective(values: Sequence[Number], probs: Sequence[Number], K: int) -> sp.Expr:
     """``J_K = E[max of K i.i.d. rewards] = sum_x x (F(x)^K - F(x^-)^K)``, over distinct rewards ``x``.
 
@@ -212,6 +236,15 @@ def batches(n_actions: int, B: int) -> list[tuple[tuple[int, ...], int]]:
     return out
 
 
+def _weighted_batches(
+    values: Sequence[Number], probs: Sequence[Number], B: int
+) -> list[tuple[tuple[int, ...], sp.Expr, list[sp.Expr]]]:
+    """``(actions, probability of all their orderings, rewards)`` for every multiset of :func:`batches`."""
+    vals = [sp.sympify(v) for v in values]
+    return [(combo, count * sp.Mul(*[probs[a] for a in combo]), [vals[a] for a in combo])
+            for combo, count in batches(len(vals), B)]
+
+
 def expected_value(
     values: Sequence[Number],
     probs: Sequence[Number],
@@ -222,23 +255,21 @@ def expected_value(
 
     ``statistic`` must be a symmetric function of the rewards.
     """
-    vals = [sp.sympify(v) for v in values]
     total = sp.Integer(0)
-    for combo, count in batches(len(vals), B):
-        weight = count * sp.Mul(*[probs[a] for a in combo])
-        total += weight * statistic([vals[a] for a in combo])
+    for _, weight, rewards in _weighted_batches(values, probs, B):
+        total += weight * statistic(rewards)
     return sp.expand(total)
 
 
-def maxk_by_subsets(rewards: Sequence[Number], K: int) -> sp.Expr:
+def maxk_by_subsets(rewards: Sequence[Number], K: int, *, assume_sorted: bool = False) -> sp.Expr:
     """The max@K U-statistic from its definition: the mean of ``max_S`` over all K-subsets ``S``.
 
-    ``O(C(B,K) K)``; an exact reference for :func:`maxk_ustatistic`.
+    ``O(C(B,K) K)``; an exact reference for :func:`maxk_ustatistic`. Symbolic
+    rewards must be given in ascending order with ``assume_sorted=True``.
     """
-    r = [sp.sympify(x) for x in rewards]
-    _check_bk(len(r), K)
-    subsets = list(itertools.combinations(r, K))
-    return sp.Add(*[max(S) for S in subsets]) / len(subsets)
+    r = _group(rewards, K)
+    subsets = list(itertools.combinations(range(len(r)), K))
+    return sp.Add(*[_subset_max(r, S, assume_sorted) for S in subsets]) / len(subsets)
 
 
 def maxk_ustatistic(rewards: Sequence[Number], K: int, *, assume_sorted: bool = False) -> sp.Expr:
@@ -291,25 +322,13 @@ def solve_unbiased_passk_estimator(B: int, K: int) -> list[sp.Expr] | None:
 # 4. The max@K signal and the score-function gradient
 # ---------------------------------------------------------------------------
 
-def sorted_reward_symbols(B: int) -> tuple[sp.Symbol, ...]:
-    """Real symbols ``r1..rB``, to be read as ``r1 <= r2 <= ... <= rB``."""
-    return sp.symbols(f"r1:{B + 1}", real=True)
-
-
-def _subset_max(r: Sequence[sp.Expr], subset: Sequence[int], assume_sorted: bool) -> sp.Expr:
-    if assume_sorted:
-        return r[max(subset)]
-    return max(r[j] for j in subset)
-
-
 def signal_by_subsets(rewards: Sequence[Number], K: int, *, assume_sorted: bool = False) -> list[sp.Expr]:
     """The max@K signal from its definition: ``s_i = C(B,K)^-1 sum_{|S|=K, S contains i} max_S``.
 
     ``O(C(B,K) K)``; an exact reference, not an algorithm.
     """
-    r = [sp.sympify(x) for x in rewards]
+    r = _group(rewards, K)
     B = len(r)
-    _check_bk(B, K)
     s = [sp.Integer(0)] * B
     for subset in itertools.combinations(range(B), K):
         top = _subset_max(r, subset, assume_sorted)
@@ -320,9 +339,8 @@ def signal_by_subsets(rewards: Sequence[Number], K: int, *, assume_sorted: bool 
 
 def signal_closed_form(sorted_rewards: Sequence[Number], K: int) -> list[sp.Expr]:
     """``s_(i) = C(B,K)^-1 [C(i-1,K-1) r_(i) + sum_{m>i} C(m-2,K-2) r_(m)]`` for rewards in ascending order."""
-    r = [sp.sympify(x) for x in sorted_rewards]
+    r = _group(sorted_rewards, K)
     B = len(r)
-    _check_bk(B, K)
     out = []
     for i in range(1, B + 1):
         own = math.comb(i - 1, K - 1) * r[i - 1]
@@ -337,9 +355,8 @@ def q_values(rewards: Sequence[Number], K: int, *, assume_sorted: bool = False) 
     ``Q_i`` estimates, without bias, the expected max of K rewards given that
     one of them is ``r_i``.
     """
-    r = [sp.sympify(x) for x in rewards]
+    r = _group(rewards, K)
     B = len(r)
-    _check_bk(B, K)
     out = []
     for i in range(B):
         others = [j for j in range(B) if j != i]
@@ -365,10 +382,8 @@ def maxk_gradient_softmax(values: Sequence[Number], probs: Sequence[sp.Expr], K:
     J = maxk_objective(values, probs, K)
     dJ = [sp.diff(J, p) for p in probs]
     n = len(probs)
-    return [
-        sp.expand(sp.Add(*[dJ[a] * probs[a] * ((1 if a == j else 0) - probs[j]) for a in range(n)]))
-        for j in range(n)
-    ]
+    scores = [softmax_score(probs, a) for a in range(n)]
+    return [sp.expand(sp.Add(*[dJ[a] * probs[a] * scores[a][j] for a in range(n)])) for j in range(n)]
 
 
 def expected_score_gradient(
@@ -384,12 +399,10 @@ def expected_score_gradient(
     check an estimator's unbiasedness; the two are equal on the simplex, so
     substitute ``probs[-1] = 1 - sum(probs[:-1])`` before comparing.
     """
-    vals = [sp.sympify(v) for v in values]
-    n = len(vals)
+    n = len(values)
     grad = [sp.Integer(0)] * n
-    for combo, count in batches(n, B):
-        weight = count * sp.Mul(*[probs[a] for a in combo])
-        adv = advantages([vals[a] for a in combo])
+    for combo, weight, rewards in _weighted_batches(values, probs, B):
+        adv = advantages(rewards)
         if len(adv) != B:
             raise ValueError(f"advantages returned {len(adv)} values for a batch of {B}")
         for a_i, action in zip(adv, combo):
@@ -397,8 +410,3 @@ def expected_score_gradient(
             for j in range(n):
                 grad[j] += weight * a_i * score[j]
     return [sp.expand(g) for g in grad]
-
-
-def _check_bk(B: int, K: int) -> None:
-    if not 1 <= K <= B:
-        raise ValueError(f"need 1 <= K <= B, got B={B}, K={K}")

@@ -1,10 +1,12 @@
 r"""Sympy proofs for the chapter *Baselines and centering*.
 
 Every quantity here is written for **symbolic sorted rewards**
-:math:`r_1 \le r_2 \le \dots \le r_B` (sympy symbols, positions 1..B). Because
-the rewards are sorted, the maximum of any subset is the reward at its largest
-position, so every definition below is a finite sum of symbols with rational
-coefficients, built by enumerating subsets exactly as the definition reads.
+:math:`r_1 \le r_2 \le \dots \le r_B` (:func:`maxpo.symbolic.sorted_reward_symbols`).
+Because the rewards are sorted, the maximum of any subset is the reward at its
+largest position, so every definition below is a finite sum of symbols with
+rational coefficients, built by enumerating subsets exactly as the definition
+reads. The max@K U-statistic, the signal and the ``Q_i`` (by subsets and in
+closed form) come from :mod:`maxpo.symbolic`; this module adds the baselines.
 Two expressions are then equal for *every* sorted reward vector iff their
 difference expands to zero, which sympy decides exactly. Each identity is
 proved at one ``(B, K)`` at a time (small sizes); nothing is sampled.
@@ -35,8 +37,16 @@ from typing import Callable, Sequence
 
 import sympy as sp
 
+from maxpo.symbolic import (
+    maxk_by_subsets,
+    maxk_ustatistic,
+    q_values,
+    signal_by_subsets,
+    signal_closed_form,
+    sorted_reward_symbols,
+)
+
 __all__ = [
-    "ADVANTAGE_DEFINITIONS",
     "Identity",
     "advantage_definitions",
     "baseline_definitions",
@@ -45,93 +55,34 @@ __all__ = [
     "compare_with_package",
     "gap_coefficients",
     "identities",
+    "loo1_binary_wrong_zero",
+    "loo1_sign_certificate",
     "loo_ustat",
-    "maxk_ustat",
-    "maxk_ustat_rank_weights",
     "mixed_difference",
     "mixed_difference_of_max",
     "mixed_difference_of_baselines",
+    "own_reward_free",
     "prove_all",
-    "q_values",
-    "signal",
-    "signal_rank_weights",
-    "sorted_rewards",
 ]
 
 Expr = sp.Expr
 
 
 # --------------------------------------------------------------------------- building blocks
-def sorted_rewards(b: int, name: str = "r") -> tuple[sp.Symbol, ...]:
-    """Symbols ``r_1, ..., r_b`` standing for rewards sorted ascending."""
-    if b < 1:
-        raise ValueError(f"need at least one reward, got B={b}")
-    return sp.symbols(f"{name}_1:{b + 1}", real=True)
-
-
 def _mean(values: Sequence[Expr]) -> Expr:
     return sp.Add(*values) / len(values)
 
 
-def maxk_ustat(r: Sequence[Expr], k: int) -> Expr:
-    r""":math:`\hat\rho`: mean over all k-subsets of the subset maximum (``r`` sorted ascending)."""
-    if not 1 <= k <= len(r):
-        raise ValueError(f"max@k U-statistic needs 1 <= k <= B, got k={k}, B={len(r)}")
-    return _mean([r[max(s)] for s in itertools.combinations(range(len(r)), k)])
-
-
-def maxk_ustat_rank_weights(r: Sequence[Expr], k: int) -> Expr:
-    r"""Closed form :math:`\hat\rho = \sum_i \binom{i-1}{K-1}\binom{B}{K}^{-1} r_{(i)}`."""
-    b = len(r)
-    return sp.Add(*[sp.Rational(math.comb(i - 1, k - 1), math.comb(b, k)) * r[i - 1] for i in range(1, b + 1)])
-
-
-def signal(r: Sequence[Expr], k: int) -> list[Expr]:
-    r"""PKPO signal :math:`s_i = \binom{B}{K}^{-1} \sum_{S \ni i, |S| = K} \max_S` by enumeration."""
-    b = len(r)
-    if not 1 <= k <= b:
-        raise ValueError(f"the signal needs 1 <= k <= B, got k={k}, B={b}")
-    out: list[Expr] = [sp.Integer(0)] * b
-    for s in itertools.combinations(range(b), k):
-        for i in s:
-            out[i] += r[max(s)]
-    return [v / math.comb(b, k) for v in out]
-
-
-def signal_rank_weights(r: Sequence[Expr], k: int) -> list[Expr]:
-    r"""Closed form :math:`s_{(i)} = \binom{B}{K}^{-1}[\binom{i-1}{K-1} r_{(i)} + \sum_{m>i}\binom{m-2}{K-2} r_{(m)}]`."""
-    b = len(r)
-    c = math.comb(b, k)
-
-    def comb(n: int, m: int) -> int:
-        return math.comb(n, m) if 0 <= m <= n else 0
-
-    return [
-        (comb(i - 1, k - 1) * r[i - 1] + sp.Add(*[comb(m - 2, k - 2) * r[m - 1] for m in range(i + 1, b + 1)])) / c
-        for i in range(1, b + 1)
-    ]
-
-
-def q_values(r: Sequence[Expr], k: int) -> list[Expr]:
-    r""":math:`Q_i`: mean over (K-1)-subsets T of the other samples of :math:`\max(r_i, \max T)`."""
-    b = len(r)
-    out = []
-    for i in range(b):
-        others = [j for j in range(b) if j != i]
-        out.append(_mean([r[max((i, *t))] for t in itertools.combinations(others, k - 1)]))
-    return out
-
-
 def loo_ustat(r: Sequence[Expr], i: int, m: int) -> Expr:
-    r""":math:`V_{-i}^{(m)}`: the max@m U-statistic of the batch without sample ``i`` (0-based)."""
-    return maxk_ustat(list(r[:i]) + list(r[i + 1:]), m)
+    r""":math:`V_{-i}^{(m)}`: the max@m U-statistic of the sorted batch without sample ``i`` (0-based)."""
+    return maxk_by_subsets(list(r[:i]) + list(r[i + 1:]), m, assume_sorted=True)
 
 
 # --------------------------------------------------------------------------- definitions
 def _l2o_baseline(r: Sequence[Expr], k: int, i: int) -> Expr:
     """Leave-Two-Out baseline of sample i: the other samples' signals, each recomputed without i, over B."""
     rest = list(r[:i]) + list(r[i + 1:])
-    return sp.Add(*signal(rest, k)) / len(r)
+    return sp.Add(*signal_by_subsets(rest, k, assume_sorted=True)) / len(r)
 
 
 def baseline_definitions(r: Sequence[Expr], k: int) -> dict[str, list[Expr]]:
@@ -173,13 +124,13 @@ def advantage_definitions(r: Sequence[Expr], k: int) -> dict[str, list[Expr]]:
     :math:`Q_i - V_{-i}^{(K)}`, ``pkpo_loo1`` is signal minus its baseline.
     """
     b = len(r)
-    s = signal(r, k)
+    s = signal_by_subsets(r, k, assume_sorted=True)
     out: dict[str, list[Expr]] = {"pkpo_s": s}
     for name, base in baseline_definitions(r, k).items():
         out[name] = [si - bi for si, bi in zip(s, base)]
     if k <= b - 1:
         out["maxpo_pairwise"] = _pairwise(r, k)
-        q = q_values(r, k)
+        q = q_values(r, k, assume_sorted=True)
         out["canonical"] = [q[i] - loo_ustat(r, i, k) for i in range(b)]
     if b >= 2:
         out["rloo"] = [r[i] - _mean(list(r[:i]) + list(r[i + 1:])) for i in range(b)]
@@ -187,11 +138,6 @@ def advantage_definitions(r: Sequence[Expr], k: int) -> dict[str, list[Expr]]:
     if k == b and b >= 2:
         out["tang_loo"] = [r[b - 1] - r[b - 2] if i == b - 1 else sp.Integer(0) for i in range(b)]
     return out
-
-
-#: Methods whose definition :func:`advantage_definitions` can build (at suitable sizes).
-ADVANTAGE_DEFINITIONS = ("pkpo_s", "pkpo_loo", "pkpo_loo1", "maxpo", "maxpo_pairwise", "canonical",
-                         "tang_loo", "rloo", "dr_grpo")
 
 
 # --------------------------------------------------------------------------- identities
@@ -241,19 +187,19 @@ def binary_sorted(b: int, c: int) -> list[int]:
 
 def identities(b: int, k: int) -> list[Identity]:
     """Every identity of the chapter that applies at ``(B, K)``, built from the definitions."""
-    r = sorted_rewards(b)
+    r = sorted_reward_symbols(b)
     defs = advantage_definitions(r, k)
     s = defs["pkpo_s"]
-    rho = maxk_ustat(r, k)
+    rho = maxk_by_subsets(r, k, assume_sorted=True)
+    q = q_values(r, k, assume_sorted=True)
     out = [
-        _ident("rho_hat: subset mean = rank weights", b, k, rho, maxk_ustat_rank_weights(r, k)),
-        _ident("signal: subset sum = rank weights", b, k, s, signal_rank_weights(r, k)),
+        _ident("rho_hat: subset mean = rank weights", b, k, rho, maxk_ustatistic(r, k, assume_sorted=True)),
+        _ident("signal: subset sum = rank weights", b, k, s, signal_closed_form(r, k)),
         _ident("sum_i s_i = K rho_hat", b, k, sp.Add(*s), k * rho),
-        _ident("s_i = (K/B) Q_i", b, k, s, [sp.Rational(k, b) * q for q in q_values(r, k)]),
+        _ident("s_i = (K/B) Q_i", b, k, s, [sp.Rational(k, b) * qi for qi in q]),
     ]
     if k <= b - 1:
         m = defs["maxpo"]
-        q = q_values(r, k)
         v = [loo_ustat(r, i, k) for i in range(b)]
         out += [
             _ident("rho_hat = (K/B) Q_i + ((B-K)/B) V_-i", b, k, [rho] * b,
@@ -310,7 +256,7 @@ def prove_all(sizes: Sequence[tuple[int, int]]) -> list[dict[str, object]]:
 
 def own_reward_free(b: int, k: int) -> dict[str, bool]:
     """For each baseline: True iff no sample's baseline contains that sample's own reward symbol."""
-    r = sorted_rewards(b)
+    r = sorted_reward_symbols(b)
     return {name: all(r[i] not in sp.sympify(bi).free_symbols for i, bi in enumerate(base))
             for name, base in baseline_definitions(r, k).items()}
 
@@ -323,7 +269,7 @@ def loo1_sign_certificate(b: int, k: int) -> dict[str, object]:
     lists, and ``maxpo_lowest_gap_coefficients`` (MaxPO for the lowest sample: all
     gap coefficients <= 0 and some < 0, so it is negative whenever rewards differ).
     """
-    r = sorted_rewards(b)
+    r = sorted_reward_symbols(b)
     defs = advantage_definitions(r, k)
     loo1 = [gap_coefficients(a, r) for a in defs["pkpo_loo1"]]
     nonneg = all(c0 == 0 and all(c >= 0 for c in cs) for c0, cs in loo1)
@@ -337,7 +283,7 @@ def loo1_sign_certificate(b: int, k: int) -> dict[str, object]:
 
 def loo1_binary_wrong_zero(b: int, k: int) -> bool:
     """True iff PKPO loo-1 gives exactly 0 to every wrong answer of every binary batch (c = 0..B)."""
-    r = sorted_rewards(b)
+    r = sorted_reward_symbols(b)
     loo1 = advantage_definitions(r, k)["pkpo_loo1"]
     for c in range(b + 1):
         sub = dict(zip(r, binary_sorted(b, c)))
@@ -390,7 +336,7 @@ def centering_system(b: int, k: int) -> dict[str, object]:
             row[unknown[(i, x[:i] + x[i + 1:])]] = 1
         rows.append(row)
         xs = sorted(x)
-        rhs.append(sp.Add(*signal([sp.Integer(v) for v in xs], k)))
+        rhs.append(sp.Add(*signal_by_subsets(xs, k, assume_sorted=True)))
     a = sp.Matrix(rows)
     aug = a.row_join(sp.Matrix(rhs))
     rank_a, rank_aug = a.rank(), aug.rank()
@@ -413,7 +359,7 @@ def compare_with_package(b: int, k: int, seed: int = 0, denominator: int = 64) -
     values = sorted(Fraction(rng.randint(-3 * denominator, 3 * denominator), denominator) for _ in range(b))
     order = list(range(b))
     rng.shuffle(order)  # the package sees the batch in a random order
-    r = sorted_rewards(b)
+    r = sorted_reward_symbols(b)
     sub = {ri: sp.Rational(v.numerator, v.denominator) for ri, v in zip(r, values)}
     given = torch.tensor([float(values[p]) for p in order], dtype=torch.float64)
     out = {}

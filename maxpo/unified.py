@@ -313,6 +313,32 @@ def method_table(policies: Sequence[CategoricalPolicy], sizes: Sequence[tuple[in
 
 
 # --------------------------------------------------------------------------- float moments
+@dataclass(frozen=True)
+class _AllBatches:
+    """Every B-tuple of actions of a categorical policy at once, in float64 (``N = n ** b`` rows)."""
+
+    probs: torch.Tensor  # (n,)
+    actions: torch.Tensor  # (N, b)
+    weight: torch.Tensor  # (N,): probability of the tuple
+    adv: torch.Tensor  # (N, b): maxpo.advantages of its rewards
+    score: torch.Tensor  # (N, b, n): grad log pi(y_i) = e_{y_i} - pi, with respect to the logits
+    grad: torch.Tensor  # (N, n): the estimate sum_i A_i grad log pi(y_i)
+
+
+def _all_batches(probs: Sequence[float], action_rewards: Sequence[float], b: int, k: int,
+                 method: str) -> _AllBatches:
+    p = torch.tensor([float(v) for v in probs], dtype=torch.float64)
+    r = torch.tensor([float(v) for v in action_rewards], dtype=torch.float64)
+    n = len(p)
+    if n ** b > 2_000_000:
+        raise ValueError(f"{n}^{b} = {n ** b} batches is too many to enumerate; use fewer actions or a smaller B")
+    actions = torch.tensor(list(itertools.product(range(n), repeat=b)), dtype=torch.long).reshape(-1, b)
+    adv = maxpo.advantages(r[actions], k, method)
+    score = torch.nn.functional.one_hot(actions, n).to(torch.float64) - p
+    return _AllBatches(probs=p, actions=actions, weight=p[actions].prod(-1), adv=adv, score=score,
+                       grad=torch.einsum("Nb,Nbn->Nn", adv, score))
+
+
 def gradient_moments(probs: Sequence[float], action_rewards: Sequence[float], b: int, k: int,
                      method: str) -> dict[str, object]:
     r"""Exact (float64) mean and total variance of :math:`\hat g = \sum_i A_i \nabla\log\pi(y_i)`.
@@ -324,16 +350,9 @@ def gradient_moments(probs: Sequence[float], action_rewards: Sequence[float], b:
     (:math:`E|\sum_i A_i|`), ``conditional_mean`` (:math:`E[A_1 \mid y_1 = a]` per
     action) and ``batches``.
     """
-    p = torch.tensor([float(v) for v in probs], dtype=torch.float64)
-    r = torch.tensor([float(v) for v in action_rewards], dtype=torch.float64)
+    e = _all_batches(probs, action_rewards, b, k, method)
+    p, actions, weight, adv, g = e.probs, e.actions, e.weight, e.adv, e.grad
     n = len(p)
-    if n ** b > 2_000_000:
-        raise ValueError(f"{n}^{b} = {n ** b} batches is too many to enumerate; use fewer actions or a smaller B")
-    actions = torch.tensor(list(itertools.product(range(n), repeat=b)), dtype=torch.long).reshape(-1, b)
-    weight = p[actions].prod(-1)
-    adv = maxpo.advantages(r[actions], k, method)
-    score = torch.nn.functional.one_hot(actions, n).to(torch.float64) - p  # (N, b, n)
-    g = torch.einsum("Nb,Nbn->Nn", adv, score)
     mean = (weight[:, None] * g).sum(0)
     var = (weight * ((g - mean) ** 2).sum(-1)).sum()
     first = torch.nn.functional.one_hot(actions[:, 0], n).to(torch.float64)  # (N, n)
@@ -347,7 +366,6 @@ def gradient_moments(probs: Sequence[float], action_rewards: Sequence[float], b:
     }
 
 
-
 def shifted_variance(probs: Sequence[float], action_rewards: Sequence[float], b: int, k: int,
                      method: str = "maxpo") -> tuple[float, float, float]:
     r"""Coefficients of :math:`\mathrm{tr\,Var}(\hat g + c\,S) = v_0 + 2 v_1 c + v_2 c^2`, exactly (float64).
@@ -358,14 +376,10 @@ def shifted_variance(probs: Sequence[float], action_rewards: Sequence[float], b:
     unbiased and changes its total variance along this parabola, whose
     minimum is at :math:`c^* = -v_1 / v_2`. Enumerates all batches.
     """
-    p = torch.tensor([float(v) for v in probs], dtype=torch.float64)
-    r = torch.tensor([float(v) for v in action_rewards], dtype=torch.float64)
-    n = len(p)
-    actions = torch.tensor(list(itertools.product(range(n), repeat=b)), dtype=torch.long).reshape(-1, b)
-    weight = p[actions].prod(-1)
-    score = torch.nn.functional.one_hot(actions, n).to(torch.float64) - p
-    g = torch.einsum("Nb,Nbn->Nn", maxpo.advantages(r[actions], k, method), score)
-    s = score.sum(1)  # (N, n), mean zero
+    e = _all_batches(probs, action_rewards, b, k, method)
+    weight = e.weight
+    s = e.score.sum(1)  # (N, n), mean zero
+    g = e.grad
     g = g - (weight[:, None] * g).sum(0)
     return (float((weight * (g * g).sum(-1)).sum()), float((weight * (g * s).sum(-1)).sum()),
             float((weight * (s * s).sum(-1)).sum()))

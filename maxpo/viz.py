@@ -29,18 +29,25 @@ does it again explicitly):
 * **Interaction without a kernel.** :func:`slider_figure` and
   :func:`dropdown_figure` build figures whose controls are plotly's own sliders
   and menus: pure JavaScript, so they work in the static HTML book.
+* **Tables.** :func:`html_table` renders a list of records as HTML and
+  :func:`table` wraps it for display in a chapter; the widget explorers draw
+  their compact tables with :func:`html_table_from_cells`.
 """
 from __future__ import annotations
 
+import html
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.io._base_renderers import MimetypeRenderer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from IPython.display import HTML
 
 __all__ = [
     "METHOD_COLORS",
@@ -53,12 +60,15 @@ __all__ = [
     "building_book",
     "dropdown_figure",
     "figure_html",
+    "html_table",
+    "html_table_from_cells",
     "method_color",
     "method_label",
     "new_figure",
     "setup",
     "show",
     "slider_figure",
+    "table",
 ]
 
 RENDERER_NAME = "maxpo"
@@ -117,24 +127,21 @@ _GRID = "#e5e9ef"
 DEFAULT_HEIGHT = 430
 
 
+def _method_lookup(table: Mapping[str, str], name: str, what: str) -> str:
+    try:
+        return table[name]
+    except KeyError:
+        raise KeyError(f"no {what} for method {name!r}; known methods: {sorted(table)}") from None
+
+
 def method_color(name: str) -> str:
     """Colour of estimator ``name`` (a key of :data:`maxpo.METHODS`)."""
-    try:
-        return METHOD_COLORS[name]
-    except KeyError:
-        raise KeyError(
-            f"no colour for method {name!r}; known methods: {sorted(METHOD_COLORS)}"
-        ) from None
+    return _method_lookup(METHOD_COLORS, name, "colour")
 
 
 def method_label(name: str) -> str:
     """Legend label of estimator ``name`` (a key of :data:`maxpo.METHODS`)."""
-    try:
-        return METHOD_LABELS[name]
-    except KeyError:
-        raise KeyError(
-            f"no label for method {name!r}; known methods: {sorted(METHOD_LABELS)}"
-        ) from None
+    return _method_lookup(METHOD_LABELS, name, "label")
 
 
 def figure_html(fig: go.Figure | Mapping[str, Any]) -> str:
@@ -298,6 +305,11 @@ def _build_steps(
     return fig, steps
 
 
+def _control_steps(labels: Sequence[str], steps: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> list[dict]:
+    """Slider steps or menu buttons: each applies its step's trace data and layout (plotly ``update``)."""
+    return [dict(method="update", label=lab, args=[data, lay]) for lab, (data, lay) in zip(labels, steps)]
+
+
 def slider_figure(
     values: Sequence[Any],
     make_traces: Callable[[Any], Sequence[Any]],
@@ -327,10 +339,7 @@ def slider_figure(
                 active=active,
                 currentvalue=dict(prefix=f"{label} = ", font=dict(size=15)),
                 pad=dict(t=65, b=10),
-                steps=[
-                    dict(method="update", label=lab, args=[data, lay])
-                    for lab, (data, lay) in zip(labels, steps)
-                ],
+                steps=_control_steps(labels, steps),
             )
         ],
         **layout,
@@ -363,15 +372,40 @@ def dropdown_figure(
                 y=y,
                 xanchor="left",
                 yanchor="top",
-                buttons=[
-                    dict(method="update", label=lab, args=[data, lay])
-                    for lab, (data, lay) in zip(labels, steps)
-                ],
+                buttons=_control_steps(labels, steps),
             )
         ],
         **layout,
     )
     return fig
+
+
+# --- tables ---
+
+_CELL_STYLE = "padding:2px 10px;text-align:right"
+
+
+def html_table_from_cells(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """An HTML ``<table>``: ``header`` is escaped, the cells of ``rows`` are HTML already (not escaped)."""
+    head = "".join(f"<th style='{_CELL_STYLE}'>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td style='{_CELL_STYLE}'>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def html_table(records: Sequence[Mapping[str, Any]]) -> str:
+    """An HTML table of ``records`` (one dict per row, the first row's keys as columns, values escaped), scrollable."""
+    if not records:
+        return "<p>(no rows)</p>"
+    header = list(records[0])
+    rows = [[html.escape(str(r.get(h, ""))) for h in header] for r in records]
+    return f'<div style="overflow-x:auto;font-size:0.85em">{html_table_from_cells(header, rows)}</div>'
+
+
+def table(records: Sequence[Mapping[str, Any]]) -> HTML:
+    """:func:`html_table` of ``records`` as an ``IPython.display.HTML`` object, for a chapter to display."""
+    from IPython.display import HTML
+
+    return HTML(html_table(records))
 
 
 setup()

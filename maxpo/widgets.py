@@ -2,7 +2,8 @@
 
 Each explorer is a small class: its controls are public attributes (ipywidgets),
 ``ui`` is the box to display, ``result`` holds the numbers of the last update
-and ``output`` (an ``ipywidgets.HTML``) shows them. The numbers come from pure
+(``None`` after an error, whose message is in ``error``) and ``output`` (an
+``ipywidgets.HTML``) shows them. The numbers come from pure
 functions in this module (:func:`advantage_summary`, :func:`variance_summary`,
 :func:`precision_summary`), which the tests call directly; the tests also drive
 the explorers by setting control values from Python.
@@ -30,13 +31,13 @@ import torch
 
 import maxpo
 from maxpo import numerics, reference, unified
+from maxpo.viz import html_table_from_cells
 
 __all__ = [
     "AdvantageExplorer",
     "PrecisionExplorer",
     "VarianceExplorer",
     "advantage_summary",
-    "html_table",
     "parse_numbers",
     "precision_summary",
     "variance_summary",
@@ -147,43 +148,47 @@ def _fmt(v: float | None) -> str:
     return f"{v:.4g}" if 1e-3 <= abs(v) < 1e4 else f"{v:.3e}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th style='padding:2px 10px;text-align:right'>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td style='padding:2px 10px;text-align:right'>{c}</td>" for c in row)
-                   + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def html_table(records: Sequence[dict[str, Any]]) -> str:
-    """An HTML table of ``records`` (one dict per row, keys as columns, values escaped), scrollable.
-
-    The chapters show their computed tables with it (wrapped in ``IPython.display.HTML``).
-    """
-    if not records:
-        return "<p>(no rows)</p>"
-    header = list(records[0])
-    rows = [[html.escape(str(r.get(h, ""))) for h in header] for r in records]
-    return f'<div style="overflow-x:auto;font-size:0.85em">{_table(header, rows)}</div>'
-
-
-
 def _error(message: str) -> str:
     return f"<p style='color:#b03a48'><b>Cannot compute:</b> {html.escape(message)}</p>"
 
 
 class _Explorer:
-    """Common plumbing: observe every control, recompute, keep ``result`` and ``error``."""
+    """Common plumbing: lay out the controls, recompute on every change, keep ``result`` and ``error``.
+
+    A subclass creates its controls, then calls :meth:`_start`; it defines
+    ``_compute`` (the result, or ``ValueError`` with a message for the reader)
+    and ``_render`` (the result as HTML).
+    """
 
     ui: widgets.Widget
     output: widgets.HTML
     result: Any
     error: str | None
 
-    def _watch(self, *controls: widgets.Widget) -> None:
+    def _start(self, rows: Sequence[widgets.Widget], controls: Sequence[widgets.Widget]) -> None:
+        """Show ``rows`` above the output, recompute whenever a control in ``controls`` changes, compute once."""
+        self.output = widgets.HTML()
+        self.result, self.error = None, None
+        self.ui = widgets.VBox([*rows, self.output])
         for c in controls:
             c.observe(lambda _change: self.update(), names="value")
+        self.update()
 
-    def update(self) -> None:  # pragma: no cover - overridden
+    def update(self) -> None:
+        """Recompute ``result`` from the controls and show it (or the error message)."""
+        try:
+            result = self._compute()
+        except ValueError as err:
+            self.result, self.error = None, str(err)
+            self.output.value = _error(self.error)
+            return
+        self.result, self.error = result, None
+        self.output.value = self._render(result)
+
+    def _compute(self) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _render(self, result: Any) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def _ipython_display_(self) -> None:
@@ -206,32 +211,23 @@ class AdvantageExplorer(_Explorer):
         n = max(1, len(rewards.replace(",", " ").split()))
         self.k = widgets.IntSlider(value=min(k, n), min=1, max=n, description="K", continuous_update=False)
         self.method = widgets.Dropdown(options=list(maxpo.METHODS), value=method, description="method")
-        self.output = widgets.HTML()
-        self.result: dict[str, Any] | None = None
-        self.error: str | None = None
-        self.ui = widgets.VBox([self.rewards, widgets.HBox([self.k, self.method]), self.output])
-        self._watch(self.rewards, self.k, self.method)
-        self.update()
+        self._start([self.rewards, widgets.HBox([self.k, self.method])], [self.rewards, self.k, self.method])
 
-    def update(self) -> None:
-        try:
-            r = parse_numbers(self.rewards.value)
-            if self.k.max != len(r):
-                self.k.max = len(r)  # clamps k.value, which triggers a nested update first
-            self.result = advantage_summary(r, self.k.value, self.method.value)
-            self.error = None
-        except ValueError as err:
-            self.result, self.error = None, str(err)
-            self.output.value = _error(self.error)
-            return
-        res = self.result
-        rows = [[str(i + 1), _fmt(ri), _fmt(ai)] for i, (ri, ai) in enumerate(zip(r, res["advantages"]))]
+    def _compute(self) -> dict[str, Any]:
+        r = parse_numbers(self.rewards.value)
+        if self.k.max != len(r):
+            self.k.max = len(r)  # clamps k.value, which triggers a nested update first
+        self._rewards = r
+        return advantage_summary(r, self.k.value, self.method.value)
+
+    def _render(self, res: dict[str, Any]) -> str:
+        rows = [[str(i + 1), _fmt(ri), _fmt(ai)] for i, (ri, ai) in enumerate(zip(self._rewards, res["advantages"]))]
         if abs(res["sum"]) <= 1e-12 * max(1.0, res["abs_sum"]):
             total = f"<b>0</b> up to float64 rounding ({_fmt(res['sum'])}): centred"
         else:
             total = f"<b>{_fmt(res['sum'])}</b>: not centred"
-        self.output.value = (
-            _table(["sample", "reward", f"A ({self.method.value})"], rows)
+        return (
+            html_table_from_cells(["sample", "reward", f"A ({self.method.value})"], rows)
             + f"<p>sum of advantages {total}; "
             f"mean {_fmt(res['mean'])}; variance across the group {_fmt(res['variance'])}; "
             f"max@K estimate {_fmt(res['rho_hat'])}</p>"
@@ -254,35 +250,26 @@ class VarianceExplorer(_Explorer):
         self.k = widgets.IntSlider(value=k, min=1, max=7, description="K", continuous_update=False)
         self.methods = widgets.SelectMultiple(options=list(MAXK_METHODS), value=tuple(methods),
                                               description="methods", rows=len(MAXK_METHODS))
-        self.output = widgets.HTML()
-        self.result: dict[str, dict[str, float]] | None = None
-        self.error: str | None = None
-        self.ui = widgets.VBox([widgets.HBox([self.rewards, self.probs]), widgets.HBox([self.b, self.k]),
-                                self.methods, self.output])
-        self._watch(self.rewards, self.probs, self.b, self.k, self.methods)
-        self.update()
+        self._start([widgets.HBox([self.rewards, self.probs]), widgets.HBox([self.b, self.k]), self.methods],
+                    [self.rewards, self.probs, self.b, self.k, self.methods])
 
-    def update(self) -> None:
-        try:
-            r = parse_numbers(self.rewards.value)
-            p = parse_numbers(self.probs.value)
-            if len(p) ** self.b.value > 200_000:
-                raise ValueError(f"{len(p)}^{self.b.value} batches: too many to enumerate here")
-            if self.k.value > self.b.value:
-                raise ValueError(f"K = {self.k.value} > B = {self.b.value}: no unbiased max@K estimate")
-            self.result = variance_summary(r, p, self.b.value, self.k.value, self.methods.value)
-            self.error = None
-        except ValueError as err:
-            self.result, self.error = None, str(err)
-            self.output.value = _error(self.error)
-            return
+    def _compute(self) -> dict[str, dict[str, float]]:
+        r = parse_numbers(self.rewards.value)
+        p = parse_numbers(self.probs.value)
+        if len(p) ** self.b.value > 200_000:
+            raise ValueError(f"{len(p)}^{self.b.value} batches: too many to enumerate here")
+        if self.k.value > self.b.value:
+            raise ValueError(f"K = {self.k.value} > B = {self.b.value}: no unbiased max@K estimate")
+        return variance_summary(r, p, self.b.value, self.k.value, self.methods.value)
+
+    def _render(self, result: dict[str, dict[str, float]]) -> str:
         rows = [[html.escape(name), _fmt(v["bias"]), _fmt(v["variance"]), _fmt(v["mean_abs_sum"]),
-                 _fmt(v["offset"]), _fmt(v["offset_spread"])] for name, v in self.result.items()]
-        skipped = [m for m in self.methods.value if m not in self.result]
+                 _fmt(v["offset"]), _fmt(v["offset_spread"])] for name, v in result.items()]
+        skipped = [m for m in self.methods.value if m not in result]
         note = (f"<p>not defined at B = {self.b.value}, K = {self.k.value}: {', '.join(skipped)}</p>"
                 if skipped else "")
-        self.output.value = _table(["method", "|E g - λ∇J_K|", "tr Var g", "E|ΣA|", "offset c",
-                                    "c spread over actions"], rows) + note
+        return html_table_from_cells(["method", "|E g - λ∇J_K|", "tr Var g", "E|ΣA|", "offset c",
+                                      "c spread over actions"], rows) + note
 
 
 class PrecisionExplorer(_Explorer):
@@ -294,12 +281,8 @@ class PrecisionExplorer(_Explorer):
                                               continuous_update=False)
         self.offset = widgets.FloatLogSlider(value=max(offset, 1e-3), base=10, min=-3, max=4,
                                              description="offset", continuous_update=False)
-        self.output = widgets.HTML()
-        self.result: dict[str, dict[str, float]] | None = None
-        self.error: str | None = None
-        self.ui = widgets.VBox([widgets.HBox([self.log2_b, self.k_fraction, self.offset]), self.output])
-        self._watch(self.log2_b, self.k_fraction, self.offset)
-        self.update()
+        self._start([widgets.HBox([self.log2_b, self.k_fraction, self.offset])],
+                    [self.log2_b, self.k_fraction, self.offset])
 
     @property
     def b(self) -> int:
@@ -309,11 +292,11 @@ class PrecisionExplorer(_Explorer):
     def k_value(self) -> int:
         return min(self.b - 1, max(1, math.floor(self.k_fraction.value * self.b)))
 
-    def update(self) -> None:
-        b, k = self.b, self.k_value
-        self.result = precision_summary(b, k, self.offset.value, groups=max(1, 2 ** 14 // b))
-        self.error = None
+    def _compute(self) -> dict[str, dict[str, float]]:
+        return precision_summary(self.b, self.k_value, self.offset.value, groups=max(1, 2 ** 14 // self.b))
+
+    def _render(self, result: dict[str, dict[str, float]]) -> str:
         rows = [[html.escape(name), _fmt(v["relative_error"]), _fmt(v["centering_error"])]
-                for name, v in self.result.items()]
-        self.output.value = (f"<p>B = {b}, K = {k}, rewards uniform on [offset, offset + 1]</p>"
-                             + _table(["pipeline", "relative error", "|ΣA| / Σ|A|"], rows))
+                for name, v in result.items()]
+        return (f"<p>B = {self.b}, K = {self.k_value}, rewards uniform on [offset, offset + 1]</p>"
+                + html_table_from_cells(["pipeline", "relative error", "|ΣA| / Σ|A|"], rows))

@@ -11,6 +11,7 @@ import torch
 
 import maxpo
 from maxpo import bench_results, numerics
+from maxpo.settings import torch_threads
 
 
 def test_first_overflow_is_exact() -> None:
@@ -59,6 +60,18 @@ def test_time_methods_rows() -> None:
     assert [r["method"] for r in rows] == ["sort", "maxpo"]
     assert all(r["seconds"] > 0 for r in rows)
     assert numerics.machine_description()["torch"] == torch.__version__
+
+
+def test_torch_threads_sets_and_restores_the_thread_count() -> None:
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(1):
+        raise RuntimeError("restored even on error")
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
 
 
 def _write_run(folder: Path, name: str, device: str) -> None:

@@ -8,9 +8,15 @@ from fractions import Fraction
 import pytest
 import sympy as sp
 
+from maxpo import reference
 from maxpo import symbolic as S
 
 B, K, C, I = sp.symbols("B K c i", integer=True, positive=True)
+
+# a softmax policy over three actions with symbolic probabilities, and the simplex they live on
+P3 = sp.symbols("p1:4", positive=True)
+VALUES3 = [0, sp.Rational(1, 2), 1]
+ON_SIMPLEX3 = {P3[2]: 1 - P3[0] - P3[1]}
 
 
 # --- 1. combinatorial identities, symbolic B and K ---
@@ -68,26 +74,20 @@ def test_bad_b_k_raise():
         S.maxk_weights(3, 4)
     with pytest.raises(ValueError):
         S.signal_by_subsets([1, 2], 0)
+    with pytest.raises(ValueError, match="1 <= K <= B"):
+        S.maxk_by_subsets(S.sorted_reward_symbols(4), 5, assume_sorted=True)
+    with pytest.raises(ValueError, match="at least one reward"):
+        S.sorted_reward_symbols(0)
 
 
 # --- 2. objective of a categorical policy ---
-
-def _brute_expected_max(values, probs, k):
-    total = Fraction(0)
-    for draw in itertools.product(range(len(values)), repeat=k):
-        weight = Fraction(1)
-        for a in draw:
-            weight *= probs[a]
-        total += weight * max(values[a] for a in draw)
-    return total
-
 
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_maxk_objective_matches_brute_force(k):
     values = [Fraction(1, 2), Fraction(0), Fraction(1), Fraction(1, 2)]  # a tie on purpose
     probs = [Fraction(1, 5), Fraction(1, 10), Fraction(3, 10), Fraction(2, 5)]
     got = S.maxk_objective([sp.Rational(v) for v in values], [sp.Rational(p) for p in probs], k)
-    assert got == sp.Rational(_brute_expected_max(values, probs, k))
+    assert got == sp.Rational(reference.maxk_objective(probs, values, k))  # all k-tuples of actions
 
 
 def test_batches_counts_cover_all_ordered_batches():
@@ -98,12 +98,9 @@ def test_batches_counts_cover_all_ordered_batches():
 
 
 def test_ustatistic_is_unbiased_symbolically():
-    p = sp.symbols("p1:4", positive=True)
-    vals = [0, sp.Rational(1, 2), 1]
-    on_simplex = {p[2]: 1 - p[0] - p[1]}
     for b, k in [(3, 2), (4, 3), (3, 3)]:
-        gap = S.expected_value(vals, p, b, lambda r: S.maxk_ustatistic(r, k)) - S.maxk_objective(vals, p, k)
-        assert sp.expand(gap.subs(on_simplex)) == 0
+        gap = S.expected_value(VALUES3, P3, b, lambda r: S.maxk_ustatistic(r, k)) - S.maxk_objective(VALUES3, P3, k)
+        assert sp.expand(gap.subs(ON_SIMPLEX3)) == 0
 
 
 # --- 3. no unbiased estimator for B < K ---
@@ -135,6 +132,7 @@ def test_signal_forms_agree_on_sorted_symbols(b):
         assert all(sp.expand(x - y) == 0 for x, y in zip(by_subsets, closed))
         assert all(sp.expand(x - sp.Rational(k, b) * y) == 0 for x, y in zip(by_subsets, q))
         assert sp.expand(sum(by_subsets) - k * S.maxk_ustatistic(r, k, assume_sorted=True)) == 0
+        assert sp.expand(S.maxk_by_subsets(r, k, assume_sorted=True) - S.maxk_ustatistic(r, k, assume_sorted=True)) == 0
 
 
 def test_signal_matches_project_test_vector():
@@ -153,29 +151,29 @@ def test_signal_handles_ties_and_order():
 
 
 def test_softmax_score_sums_to_zero_in_expectation():
-    p = sp.symbols("p1:4", positive=True)
-    mean = [sp.Add(*[p[a] * S.softmax_score(p, a)[j] for a in range(3)]) for j in range(3)]
-    on_simplex = {p[2]: 1 - p[0] - p[1]}
-    assert all(sp.expand(m.subs(on_simplex)) == 0 for m in mean)
+    mean = [sp.Add(*[P3[a] * S.softmax_score(P3, a)[j] for a in range(3)]) for j in range(3)]
+    assert all(sp.expand(m.subs(ON_SIMPLEX3)) == 0 for m in mean)
+
+
+def test_maxk_gradient_softmax_matches_the_fraction_reference():
+    at = {P3[0]: sp.Rational(1, 5), P3[1]: sp.Rational(1, 2), P3[2]: sp.Rational(3, 10)}
+    probs = [Fraction(1, 5), Fraction(1, 2), Fraction(3, 10)]
+    for k in (1, 2, 3):
+        got = [g.subs(at) for g in S.maxk_gradient_softmax(VALUES3, P3, k)]
+        assert got == [sp.Rational(g) for g in reference.maxk_objective_gradient(probs, VALUES3, k)]
 
 
 def test_signal_is_unbiased_for_softmax_gradient():
-    p = sp.symbols("p1:4", positive=True)
-    vals = [0, sp.Rational(1, 2), 1]
-    on_simplex = {p[2]: 1 - p[0] - p[1]}
-    truth = S.maxk_gradient_softmax(vals, p, 2)
-    est = S.expected_score_gradient(vals, p, 3, lambda r: S.signal_by_subsets(r, 2))
-    assert all(sp.expand((t - e).subs(on_simplex)) == 0 for t, e in zip(truth, est))
+    truth = S.maxk_gradient_softmax(VALUES3, P3, 2)
+    est = S.expected_score_gradient(VALUES3, P3, 3, lambda r: S.signal_by_subsets(r, 2))
+    assert all(sp.expand((t - e).subs(ON_SIMPLEX3)) == 0 for t, e in zip(truth, est))
 
 
 def test_expected_score_gradient_detects_a_biased_estimator():
-    p = sp.symbols("p1:4", positive=True)
-    vals = [0, sp.Rational(1, 2), 1]
-    on_simplex = {p[2]: 1 - p[0] - p[1]}
-    truth = S.maxk_gradient_softmax(vals, p, 2)
+    truth = S.maxk_gradient_softmax(VALUES3, P3, 2)
     # the max of the whole batch given to every sample: not the max@2 gradient
-    est = S.expected_score_gradient(vals, p, 3, lambda r: [max(r)] * len(r))
-    assert any(sp.expand((t - e).subs(on_simplex)) != 0 for t, e in zip(truth, est))
+    est = S.expected_score_gradient(VALUES3, P3, 3, lambda r: [max(r)] * len(r))
+    assert any(sp.expand((t - e).subs(ON_SIMPLEX3)) != 0 for t, e in zip(truth, est))
 
 
 def test_expected_score_gradient_checks_advantage_length():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import sympy as sp
 
+from maxpo import symbolic as S
 from maxpo import symbolic_baselines as sb
 
 SIZES = [(b, k) for b in range(2, 6) for k in range(1, b + 1)]
@@ -18,19 +19,19 @@ def test_every_identity_holds(b: int, k: int) -> None:
 
 
 def test_a_false_identity_is_rejected() -> None:
-    r = sb.sorted_rewards(4)
-    s = sb.signal(r, 2)
-    wrong = sb.Identity("sum s = rho (false)", 4, 2, (sp.Add(*s),), (sb.maxk_ustat(r, 2),))
+    r = S.sorted_reward_symbols(4)
+    s = S.signal_by_subsets(r, 2, assume_sorted=True)
+    wrong = sb.Identity("sum s = rho (false)", 4, 2, (sp.Add(*s),), (S.maxk_by_subsets(r, 2, assume_sorted=True),))
     assert not wrong.holds()
 
 
 def test_definitions_cover_sizes() -> None:
-    r = sb.sorted_rewards(4)
+    r = S.sorted_reward_symbols(4)
     assert set(sb.advantage_definitions(r, 4)) >= {"pkpo_s", "pkpo_loo1", "tang_loo"}
     assert "maxpo" not in sb.advantage_definitions(r, 4)
     assert "pkpo_loo1" not in sb.advantage_definitions(r, 1)
     with pytest.raises(ValueError):
-        sb.maxk_ustat(r, 5)
+        S.maxk_by_subsets(r, 5, assume_sorted=True)
 
 
 @pytest.mark.parametrize("b,k", [(b, k) for b, k in SIZES if k < b])
@@ -48,7 +49,7 @@ def test_loo1_nonnegative_and_zero_for_wrong_answers(b: int, k: int) -> None:
 
 
 def test_gap_coefficients_example() -> None:
-    r = sb.sorted_rewards(3)
+    r = S.sorted_reward_symbols(3)
     c0, cs = sb.gap_coefficients(r[2] - r[0], r)
     assert c0 == 0 and cs == [1, 1]
 

@@ -122,3 +122,5 @@ def test_shifted_variance_is_the_parabola() -> None:
 def test_gradient_moments_refuses_huge_enumeration() -> None:
     with pytest.raises(ValueError, match="too many"):
         unified.gradient_moments([0.5, 0.5], [0, 1], 22, 2, "maxpo")
+    with pytest.raises(ValueError, match="too many"):
+        unified.shifted_variance([0.5, 0.5], [0, 1], 22, 2)

@@ -100,3 +100,20 @@ def test_controls_reject_inconsistent_traces_and_bad_arguments():
         viz.slider_figure([1, 2], _line, label="K", active=5)
     with pytest.raises(ValueError, match="step labels"):
         viz.slider_figure([1, 2], _line, label="K", step_labels=["a"])
+
+
+def test_html_table_escapes_and_orders_columns() -> None:
+    out = viz.html_table([{"b": "<x>", "a": 1}, {"b": 2, "a": None}])
+    assert out.index(">b<") < out.index(">a<")
+    assert "&lt;x&gt;" in out and "<x>" not in out
+    assert viz.html_table([]) == "<p>(no rows)</p>"
+
+
+def test_table_displays_the_html_table() -> None:
+    rows = [{"b": "<x>", "a": 1}]
+    assert viz.table(rows).data == viz.html_table(rows)
+
+
+def test_html_table_from_cells_escapes_only_the_header() -> None:
+    out = viz.html_table_from_cells(["<h>"], [["<b>1</b>"]])
+    assert "&lt;h&gt;" in out and "<b>1</b>" in out

@@ -83,10 +83,3 @@ def test_precision_explorer() -> None:
     assert p.result["float32, no shift"]["relative_error"] < noshift
     p.k_fraction.value = 0.0
     assert p.k_value == 1 and "K = 1" in p.output.value
-
-
-def test_html_table_escapes_and_orders_columns() -> None:
-    out = widgets.html_table([{"b": "<x>", "a": 1}, {"b": 2, "a": None}])
-    assert out.index(">b<") < out.index(">a<")
-    assert "&lt;x&gt;" in out and "<x>" not in out
-    assert widgets.html_table([]) == "<p>(no rows)</p>"

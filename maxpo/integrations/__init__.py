@@ -13,6 +13,8 @@
   and the tests.
 * :mod:`maxpo.integrations.pitfalls`: exact computations behind the book's
   warnings (std normalisation on top of MaxPO, loss averaging).
+* :mod:`maxpo.integrations.versions`: imports a framework and refuses the
+  versions an integration was not written for.
 
 Nothing here imports TRL or verl at import time; each framework is imported
 when it is first needed, so ``maxpo`` stays importable without them.

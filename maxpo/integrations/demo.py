@@ -32,6 +32,7 @@ import torch
 
 import maxpo
 from maxpo.integrations.grouping import Scale, check_options, group_scale_factors
+from maxpo.settings import torch_threads
 
 __all__ = ["DIGITS", "LossRow", "TinyRun", "addition_dataset", "char_tokenizer", "contains_answer",
            "recheck", "run_tiny_grpo", "tiny_llama"]
@@ -180,13 +181,8 @@ def run_tiny_grpo(k: int = 2, method: str = "maxpo", scale: Scale = "per_sample"
 
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
-    previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         trainer.train()
-    finally:
-        torch.set_num_threads(previous_threads)
     logs = trainer._logs
     return TinyRun(
         rows=trainer.loss_rows, logged_prompts=list(logs["prompt"]), logged_completions=list(logs["completion"]),

@@ -59,6 +59,7 @@ import numpy as np
 import torch
 
 import maxpo
+from maxpo._validate import check_k
 
 __all__ = ["PER_SAMPLE_RULE", "SCALES", "GroupedAdvantages", "Scale", "check_options",
            "group_advantages", "group_scale_factors", "method_size_problem"]
@@ -116,11 +117,7 @@ def check_options(k: Any, method: str, scale: Any, undersized: str = "zero") -> 
     """
     if method not in maxpo.METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(maxpo.METHODS)}")
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"k must be an integer >= 1, got {k!r} of type {type(k).__name__}")
-    k = int(k)
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got k = {k}")
+    k = check_k(k)
     if isinstance(scale, str):
         if scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES} or a positive number, got {scale!r}")

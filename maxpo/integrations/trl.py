@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from maxpo.integrations.grouping import GroupedAdvantages, Scale, check_options, group_advantages, method_size_problem
+from maxpo.integrations.versions import import_supported
 
 if TYPE_CHECKING:  # pragma: no cover
     from trl import GRPOTrainer
@@ -66,7 +67,6 @@ __all__ = ["SUPPORTED_TRL", "MaxKAdvantageMixin", "MaxKGRPOTrainer", "check_trl_
 
 #: TRL versions whose ``GRPOTrainer`` internals this module was written and tested against.
 SUPPORTED_TRL = ">=1.16,<1.17"
-_LOW, _HIGH = (1, 16), (1, 17)
 
 
 def check_trl_version() -> str:
@@ -77,18 +77,10 @@ def check_trl_version() -> str:
         RuntimeError: the installed TRL is outside :data:`SUPPORTED_TRL`, or its
             ``GRPOTrainer`` lacks the methods this module overrides.
     """
-    try:
-        import trl
-        from packaging.version import Version
-    except ImportError as exc:
-        raise ImportError(
-            f"maxpo.integrations.trl needs TRL {SUPPORTED_TRL}: pip install 'trl{SUPPORTED_TRL}' ({exc})") from exc
-    found = Version(trl.__version__)
-    if not Version(f"{_LOW[0]}.{_LOW[1]}") <= Version(found.base_version) < Version(f"{_HIGH[0]}.{_HIGH[1]}"):
-        raise RuntimeError(
-            f"maxpo.integrations.trl supports TRL {SUPPORTED_TRL} (tested with 1.16.0), found trl {trl.__version__}. "
-            "It overrides GRPOTrainer._calculate_rewards and _generate_and_score_completions, private methods "
-            f"whose behaviour changes between releases; install 'trl{SUPPORTED_TRL}'.")
+    trl = import_supported(
+        "trl", "TRL", SUPPORTED_TRL, tested="1.16.0",
+        relies_on="It overrides GRPOTrainer._calculate_rewards and _generate_and_score_completions, private methods "
+                  "whose behaviour changes between releases")
     missing = [m for m in ("_calculate_rewards", "_generate_and_score_completions")
                if not hasattr(trl.GRPOTrainer, m)]
     if missing:

@@ -70,6 +70,7 @@ import torch
 
 import maxpo
 from maxpo.integrations.grouping import Scale, check_options, group_advantages, method_size_problem
+from maxpo.integrations.versions import import_supported
 
 __all__ = ["CONFIG_KEY", "ESTIMATORS", "EXTERNAL_MODULES_ENV", "SUPPORTED_VERL", "MaxKOptions",
            "check_verl_version", "launch_overrides", "make_estimator", "read_options", "register"]
@@ -195,18 +196,9 @@ def check_verl_version() -> str:
         ImportError: verl (or ``packaging``) is not installed.
         RuntimeError: the installed verl is outside :data:`SUPPORTED_VERL`.
     """
-    try:
-        import verl
-        from packaging.version import Version
-    except ImportError as exc:
-        raise ImportError(
-            f"maxpo.integrations.verl needs verl {SUPPORTED_VERL}: pip install 'verl{SUPPORTED_VERL}' ({exc})") from exc
-    found = Version(verl.__version__)
-    if not Version("0.9") <= Version(found.base_version) < Version("0.10"):
-        raise RuntimeError(
-            f"maxpo.integrations.verl supports verl {SUPPORTED_VERL} (tested with 0.9.1), found verl "
-            f"{verl.__version__}; its advantage-estimator registry and calling convention are what this module "
-            f"relies on; install 'verl{SUPPORTED_VERL}'")
+    verl = import_supported(
+        "verl", "verl", SUPPORTED_VERL, tested="0.9.1",
+        relies_on="This module relies on its advantage-estimator registry and calling convention")
     return verl.__version__
 
 
