@@ -49,6 +49,7 @@ class BenchmarkRun:
     date: str
     wall_s: float | None
     rows: list[dict[str, Any]] = field(repr=False)
+    setting: str = ""  # CPU threads and allocator environment, when recorded
 
     @property
     def is_gpu(self) -> bool:
@@ -56,8 +57,9 @@ class BenchmarkRun:
 
     @property
     def label(self) -> str:
-        """Short legend label: hardware and date."""
-        return f"{self.hardware} ({self.date[:10]})"
+        """Short legend label: hardware, setting and date."""
+        setting = f", {self.setting}" if self.setting else ""
+        return f"{self.hardware}{setting} ({self.date[:10]})"
 
     def provenance(self) -> str:
         """One line: hardware, torch, commit, date, command, wall time."""
@@ -86,9 +88,13 @@ def _parse(path: Path) -> BenchmarkRun:
             raise ValueError(f"{path}: results[{n}] lacks {gone}")
     device = str(machine["device"])
     hardware = str(machine.get("gpu") or machine.get("cpu_model") or machine.get("processor") or device)
+    parts = []
+    if device == "cpu" and machine.get("torch_threads"):
+        parts.append(f"{machine['torch_threads']} thread{'s' if machine['torch_threads'] != 1 else ''}")
+    parts += [f"{k}={v}" for k, v in sorted((machine.get("allocator_env") or {}).items())]
     return BenchmarkRun(path=path, device=device, hardware=hardware, torch=str(machine.get("torch", "?")),
                         commit=str(data["commit"]), command=str(data["command"]), date=str(data["date"]),
-                        wall_s=data.get("wall_s"), rows=rows)
+                        wall_s=data.get("wall_s"), rows=rows, setting=", ".join(parts))
 
 
 def load_results(folder: str | Path = DEFAULT_RESULTS_DIR) -> list[BenchmarkRun]:
