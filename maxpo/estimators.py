@@ -93,9 +93,13 @@ class _Sorted:
     order: torch.Tensor  # (G, n) int64: values[g, p] = x[g, order[g, p]] - shift
     run_start: torch.Tensor  # (G, n) int64: first sorted position holding the same value
     shift: torch.Tensor  # (G, 1) float64
+    scratch: torch.Tensor | None = None  # a free (G, n) float64 buffer, if one is left over
 
     def unsort(self, a_sorted: torch.Tensor) -> torch.Tensor:
-        return torch.empty_like(a_sorted).scatter_(-1, self.order, a_sorted)
+        """Put sorted-order values back in sample order (into the scratch buffer if free)."""
+        out = self.scratch if self.scratch is not None else torch.empty_like(a_sorted)
+        self.scratch = None
+        return out.scatter_(-1, self.order, a_sorted)
 
 
 def _sort_groups(x: torch.Tensor, anchor: str = "max") -> _Sorted:
@@ -113,8 +117,11 @@ def _q_sorted(s: _Sorted, k: int) -> torch.Tensor:
 
     ``Q_(i) = own_i r_(i) + sum_{m > i} tail_m r_(m)``, a convex combination. The formula
     holds at every position for any tie-breaking; taking each run of ties' value at the
-    run's start makes tied rewards bit-identical. Few temporaries: large fresh
-    allocations cost page faults that can exceed the arithmetic.
+    run's start makes tied rewards bit-identical.
+
+    Written into ``s.values`` (which it consumes); ``s.scratch`` receives a spare buffer
+    of the same shape. Large fresh allocations cost page faults that can exceed the
+    arithmetic, so the hot path reuses buffers.
     """
     n = s.values.shape[-1]
     w = _rank_weights(n, k, s.values.device)
@@ -123,7 +130,9 @@ def _q_sorted(s: _Sorted, k: int) -> torch.Tensor:
     total = q[..., -1:].clone()
     q.neg_().add_(total)  # sum_{m > i} tail_m r_(m)  (values are <= 0 after the shift)
     q.addcmul_(s.values, w.own)
-    return q.gather(-1, s.run_start)
+    torch.gather(q, -1, s.run_start, out=s.values)
+    s.scratch = q
+    return s.values
 
 
 # --------------------------------------------------------------------------- dense methods
