@@ -70,6 +70,17 @@ def gradient_alignment_figure(bandits: dict[str, Any], ks: Sequence[int]) -> go.
     return fig
 
 
+def _rows_by_method(result: dict[str, Any], problem: str, b: int, k: int) -> dict[str, dict[str, Any]]:
+    """The study's rows for one problem and (B, K), keyed by method."""
+    return {r["method"]: r for r in select(result["rows"], problem=problem, B=b, K=k)}
+
+
+def _column(rows: dict[str, dict[str, Any]], methods: Sequence[str], key: str,
+            scale: float = 1.0) -> list[float | None]:
+    """``rows[m][key] * scale`` for each method, ``None`` where a method has no row."""
+    return [rows[m][key] * scale if m in rows else None for m in methods]
+
+
 def _methods_at(result: dict[str, Any], b: int, k: int, keep: Sequence[str]) -> list[str]:
     """Methods (in ``keep`` order) with a row at (B, K) for at least one problem."""
     present = {r["method"] for r in select(result["rows"], B=b, K=k)}
@@ -83,10 +94,10 @@ def bias_figure(result: dict[str, Any], b: int, k: int) -> go.Figure:
     labels = [viz.method_label(m) for m in methods]
 
     def traces(problem: str) -> list[go.Bar | go.Scatter]:
-        rows = {r["method"]: r for r in select(result["rows"], problem=problem, B=b, K=k)}
+        rows = _rows_by_method(result, problem, b, k)
 
         def col(key: str, scale: float = 1.0) -> list[float | None]:
-            return [rows[m][key] * scale if m in rows else None for m in methods]
+            return _column(rows, methods, key, scale)
 
         return [
             go.Bar(x=labels, y=col("rel_bias"), name="measured relative bias",
@@ -210,10 +221,10 @@ def snr_figure(result: dict[str, Any], b: int, k: int) -> go.Figure:
     labels = [viz.method_label(m) for m in methods]
 
     def traces(problem: str) -> list[go.Bar | go.Scatter]:
-        rows = {r["method"]: r for r in select(result["rows"], problem=problem, B=b, K=k)}
+        rows = _rows_by_method(result, problem, b, k)
 
         def col(key: str, scale: float = 1.0) -> list[float | None]:
-            return [rows[m][key] * scale if m in rows else None for m in methods]
+            return _column(rows, methods, key, scale)
 
         return [
             go.Bar(x=labels, y=col("snr"), name="SNR = ‖E ĝ‖² / tr Cov ĝ",
@@ -241,7 +252,7 @@ def alignment_figure(result: dict[str, Any], b: int, k: int, groups: Sequence[in
     methods = _methods_at(result, b, k, [m for m in METHODS if m not in ("maxpo_pairwise", "canonical")])
 
     def traces(problem: str) -> list[go.Scatter]:
-        rows = {r["method"]: r for r in select(result["rows"], problem=problem, B=b, K=k)}
+        rows = _rows_by_method(result, problem, b, k)
         return [go.Scatter(x=list(groups), y=[alignment(rows[m], g) for m in [m] for g in groups]
                            if m in rows else [None] * len(groups), mode="lines+markers", name=viz.method_label(m),
                            line=dict(color=viz.method_color(m))) for m in methods]

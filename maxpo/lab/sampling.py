@@ -131,16 +131,7 @@ def sample(
         next_pos = next_pos + 1
     out, cmask = out[:, :steps], cmask[:, :steps]
     answers = _trim(out.tolist(), cmask.tolist(), eos_id)
-    comp_pos = pos[:, -1:] + 1 + torch.arange(steps, device=device)[None]
-    return Rollout(
-        input_ids=torch.cat([ids, out], dim=1),
-        attention_mask=torch.cat([pmask, cmask], dim=1) if padded else None,
-        position_ids=torch.cat([pos, comp_pos], dim=1),
-        completion_mask=cmask,
-        prompt_len=ids.shape[1],
-        answers=answers,
-        entropy=entropy,
-    )
+    return _rollout(ids, pmask, pos, out, cmask, answers, entropy)
 
 
 def teacher_rollout(
@@ -150,7 +141,6 @@ def teacher_rollout(
     if len(prompts) != len(answers):
         raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
     ids, pmask = pad_prompts(prompts, pad_id, device)
-    padded = not bool(pmask.all())
     pos = (pmask.long().cumsum(-1) - 1).clamp(min=0)
     width = max(len(a) for a in answers) + 1
     out = torch.full((len(answers), width), pad_id, dtype=torch.long)
@@ -159,15 +149,22 @@ def teacher_rollout(
         out[i, : len(a) + 1] = torch.tensor(list(a) + [eos_id], dtype=torch.long)
         cmask[i, : len(a) + 1] = True
     out, cmask = out.to(device), cmask.to(device)
-    comp_pos = pos[:, -1:] + 1 + torch.arange(width, device=device)[None]
+    return _rollout(ids, pmask, pos, out, cmask, [list(a) for a in answers],
+                    torch.zeros(len(answers), device=device))
+
+
+def _rollout(ids: torch.Tensor, pmask: torch.Tensor, pos: torch.Tensor, out: torch.Tensor, cmask: torch.Tensor,
+             answers: list[list[int]], entropy: torch.Tensor) -> Rollout:
+    """Lay out left-padded prompts and right-padded answers as one :class:`Rollout`."""
+    comp_pos = pos[:, -1:] + 1 + torch.arange(out.shape[1], device=out.device)[None]
     return Rollout(
         input_ids=torch.cat([ids, out], dim=1),
-        attention_mask=torch.cat([pmask, cmask], dim=1) if padded else None,
+        attention_mask=None if bool(pmask.all()) else torch.cat([pmask, cmask], dim=1),
         position_ids=torch.cat([pos, comp_pos], dim=1),
         completion_mask=cmask,
         prompt_len=ids.shape[1],
-        answers=[list(a) for a in answers],
-        entropy=torch.zeros(len(answers), device=device),
+        answers=answers,
+        entropy=entropy,
     )
 
 
