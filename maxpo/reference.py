@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from fractions import Fraction
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 Number = int | float | Fraction
 
@@ -251,8 +251,3 @@ def true_maxk_advantage(probs: Sequence[Number], action_rewards: Sequence[Number
             q += math.prod((p[c] for c in tup), start=Fraction(1)) * max([r[a], *(r[c] for c in tup)])
         out.append(q - j)
     return out
-
-
-def as_exact_callable(method: str, k: int) -> Callable[[Sequence[Number]], list]:
-    """``rewards -> reference advantages`` for ``method`` and ``k`` (for use with enumerations)."""
-    return lambda rewards: advantages(rewards, k, method)

@@ -193,6 +193,17 @@ def test_objective_formulas_agree():
             assert ref.maxk_objective(probs, rewards, k) == ref.maxk_objective_cdf(probs, rewards, k)
 
 
+def test_true_advantage_gives_the_gradient():
+    # grad J_K = K * E[A_K(y) grad log pi(y)] and E[A_K(y)] = 0, exactly
+    for probs, rewards in POLICIES:
+        for k in (1, 2, 3):
+            a = ref.true_maxk_advantage(probs, rewards, k)
+            assert sum(p * v for p, v in zip(probs, a)) == 0
+            n = len(probs)
+            grad = [k * sum(probs[x] * a[x] * ((1 if c == x else 0) - probs[c]) for x in range(n)) for c in range(n)]
+            assert grad == ref.maxk_objective_gradient(probs, rewards, k)
+
+
 def test_mean_reward_baselines_are_unbiased_for_the_mean():
     probs, rewards = POLICIES[0]
     b = 3
