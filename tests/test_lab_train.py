@@ -80,6 +80,19 @@ def test_smoke_run_improves_the_reward_on_an_easy_setting(tmp_path: Path) -> Non
     assert res.summary["warmstart"]["heldout"]["pass@1"] > 0
 
 
+def test_cached_warm_start_is_evaluated_with_the_runs_own_settings() -> None:
+    from maxpo.lab.warmstart import warm_start
+
+    first = tiny()
+    other = dataclasses.replace(first, eval=EvalConfig(prompts=12, samples=8, every=2, ks=(1, 8)))
+    _, _, made = warm_start(first, torch.device("cpu"), bf16=False, show=False)
+    _, _, again = warm_start(first, torch.device("cpu"), bf16=False, show=False)
+    _, _, reused = warm_start(other, torch.device("cpu"), bf16=False, show=False)
+    assert again["cached"] and again["heldout"] == made["heldout"]  # same settings: the stored numbers
+    assert reused["cached"] and "pass@8" in reused["heldout"] and "pass@8" not in made["heldout"]
+    assert reused["heldout_settings"]["samples"] == 8
+
+
 def test_resume_continues_exactly(tmp_path: Path) -> None:
     full = tmp_path / "full"
     train(tiny(steps=5), full, show_progress=False)
