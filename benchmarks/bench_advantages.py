@@ -79,7 +79,7 @@ def git_commit() -> str:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
                              cwd=Path(__file__).resolve().parent)
         # "+dirty" when the measured code (the package or this script) has uncommitted changes
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "maxpo", "benchmarks"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "maxpo", "benchmarks/*.py"],
                                capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
