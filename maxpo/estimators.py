@@ -246,11 +246,6 @@ def _chen_passk(x: torch.Tensor, k: int) -> torch.Tensor:
     return s.unsort(out)
 
 
-def _tang_loo(x: torch.Tensor, k: int) -> torch.Tensor:
-    # The group is the K-set itself: best sample gets r_(B) - r_(B-1) = PKPO loo-1 at k = B.
-    return _pkpo_loo1(x, k)
-
-
 def _grpo(x: torch.Tensor, k: int) -> torch.Tensor:
     x = x.to(_WORK)
     return (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True, correction=1) + 1e-6)
@@ -372,7 +367,7 @@ METHODS: dict[str, MethodInfo] = {
             "tang_loo", "Tang et al. (2025) leave-one-out max@K with the group as the K-set: "
             "the best sample gets r_(B) - r_(B-1), the rest 0 (pkpo_loo1 at k = B)",
             "max@K", True, False, False, "grad J_K", "(K/B) (J_K - J_{K-1})", "k == B", "O(B log B)",
-            _tang_loo, lambda n, k: None if n == k else (
+            _pkpo_loo1, lambda n, k: None if n == k else (
                 "is defined only for k == B (the group is the K-sample set itself); for k < B its "
                 "generalisation is pkpo_loo1")),
         MethodInfo(
@@ -419,23 +414,30 @@ def _by_group_size(flat: torch.Tensor, flat_mask: torch.Tensor | None, counts: t
                    check: Callable[[int], None]) -> torch.Tensor:
     """Apply a dense per-group function to groups of possibly different sizes.
 
-    Groups with the same number of real samples are packed into one dense
-    tensor (real samples in their original order), computed together, and
-    scattered back; masked entries get 0.
+    ``fn(dense, n)`` maps ``(groups, n)`` rewards to per-sample values ``(groups, n)``
+    or per-group values ``(groups,)``. Groups with the same number of real samples
+    are packed into one dense tensor (real samples in their original order),
+    computed together, and scattered back; masked samples get 0.
     """
     n_full = flat.shape[-1]
     if flat_mask is None or bool(flat_mask.all()):
         check(n_full, None)
         return fn(flat, n_full)
-    out = torch.zeros(flat.shape, dtype=_WORK, device=flat.device)
+    out: torch.Tensor | None = None
     for n in torch.unique(counts).tolist():
         rows = (counts == n).nonzero().squeeze(-1)
         check(int(n), rows)
         row_mask = flat_mask[rows]
-        dense = flat[rows][row_mask].view(len(rows), int(n))
-        block = torch.zeros((len(rows), n_full), dtype=_WORK, device=flat.device)
-        block[row_mask] = fn(dense, int(n)).reshape(-1)
-        out[rows] = block
+        res = fn(flat[rows][row_mask].view(len(rows), int(n)), int(n))
+        per_sample = res.dim() == 2
+        if out is None:
+            out = torch.zeros(flat.shape if per_sample else flat.shape[:1], dtype=_WORK, device=flat.device)
+        if per_sample:
+            block = torch.zeros((len(rows), n_full), dtype=_WORK, device=flat.device)
+            block[row_mask] = res.reshape(-1)
+            res = block
+        out[rows] = res
+    assert out is not None  # every group has at least one real sample (checked in _prepare)
     return out
 
 
@@ -500,17 +502,11 @@ def _estimate(rewards: Any, k: int, mask: Any, binary: bool) -> torch.Tensor:
     def rho(x: torch.Tensor, n: int) -> torch.Tensor:
         xs = torch.sort(x, dim=-1).values.to(_WORK)
         w = _rank_weights(n, k, xs.device).maxk
-        top = xs[..., -1:]
-        val = ((xs - top) * w).sum(-1, keepdim=True) + top
-        return val.expand_as(xs)
+        top = xs[..., -1]
+        return ((xs - top.unsqueeze(-1)) * w).sum(-1) + top
 
     with torch.no_grad():
         out = _by_group_size(flat, flat_mask, counts, rho, check)
-    # every real entry of a row holds the group's estimate: take the max (masked entries are 0 padding)
-    if flat_mask is not None:
-        out = torch.where(flat_mask, out, torch.full_like(out, -math.inf)).amax(-1)
-    else:
-        out = out[..., 0]
     return out.to(out_dtype).reshape(batch_shape)
 
 
