@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BuiltBook, chapter_id, toc_docnames
+from conftest import BuiltBook, chapter_docnames, chapter_id
 
 pytestmark = pytest.mark.book
 
-CHAPTERS = toc_docnames()
+CHAPTERS = chapter_docnames()
 EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:)?//", re.IGNORECASE)  # http://, https://, //host
 
 

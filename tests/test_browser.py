@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from conftest import chapter_id, toc_docnames
+from conftest import chapter_docnames, chapter_id
 
 pytestmark = pytest.mark.browser
 
@@ -37,7 +37,7 @@ LAUNCH_ARGS = [
     "--disable-sync",
 ]
 #: Pages whose figures, math and sliders are checked (the chapters of the book infrastructure owner).
-PAGES = toc_docnames()  # every chapter: figures drawn, math typeset, nothing fetched
+PAGES = chapter_docnames()  # every chapter: figures drawn, math typeset, nothing fetched
 TIMEOUT_MS = 30_000
 
 

@@ -11,11 +11,11 @@ import jupytext
 import nbclient
 import pytest
 
-from conftest import REPO, chapter_id, toc_docnames
+from conftest import REPO, chapter_docnames, chapter_id
 
 pytestmark = pytest.mark.book
 
-CHAPTERS = toc_docnames()
+CHAPTERS = chapter_docnames()
 
 
 def test_toc_lists_chapters():
