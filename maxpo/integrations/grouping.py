@@ -107,13 +107,23 @@ class GroupedAdvantages:
     too small for the method; ``empty``: groups with no valid row; ``no_signal``:
     non-empty groups whose advantages are all zero (:data:`NO_SIGNAL_TOL`), the
     undersized ones included: they contribute nothing to the policy gradient.
+    ``labels``: the distinct group labels, in the order of ``group_sizes``;
+    ``signal``: bool per group, True where some advantage is not zero.
     """
 
     advantages: torch.Tensor
     group_sizes: torch.Tensor
     undersized: int
     empty: int
-    no_signal: int = 0
+    no_signal: int
+    labels: tuple[Any, ...]
+    signal: torch.Tensor
+
+    @property
+    def no_signal_labels(self) -> list[Any]:
+        """Labels of the non-empty groups whose advantages are all zero."""
+        silent = (~self.signal & (self.group_sizes > 0)).tolist()
+        return [label for label, quiet in zip(self.labels, silent, strict=True) if quiet]
 
     @property
     def n_groups(self) -> int:
@@ -274,16 +284,17 @@ def group_advantages(
             f"(e.g. group {labels[g]!r} with {int(sizes[g])} valid samples: {why})", RuntimeWarning, stacklevel=2)
 
     result = torch.zeros(n, dtype=out_dtype, device=device)
-    silent = n_bad  # undersized groups get 0
+    signal = torch.zeros(n_groups, dtype=torch.bool, device=device)
     if bool(usable.any()):
         dense, mask, kept, rows, dense_row, pos = _dense_groups(r, codes, ok & usable[codes], n_groups)
         adv = maxpo.advantages(dense, k, method, mask=mask)
         adv = adv * group_scale_factors(method, k, sizes[kept], scale).to(device).unsqueeze(-1)
         result[rows] = adv[dense_row, pos].to(out_dtype)
         tol = NO_SIGNAL_TOL * max(1.0, float(dense.abs().max()))
-        silent += int((adv.abs().amax(dim=-1) <= tol).sum())
+        signal[kept] = adv.abs().amax(dim=-1) > tol
     return GroupedAdvantages(advantages=result, group_sizes=sizes, undersized=n_bad,
-                             empty=int((~nonempty).sum()), no_signal=silent)
+                             empty=int((~nonempty).sum()), no_signal=int((nonempty & ~signal).sum()),
+                             labels=tuple(labels), signal=signal)
 
 
 def _dense_groups(r: torch.Tensor, codes: torch.Tensor, take: torch.Tensor, n_groups: int) -> tuple[torch.Tensor, ...]:
