@@ -191,9 +191,9 @@ class MaxKAdvantageMixin:
         self.maxk_k, self.maxk_method, self.maxk_scale = check_options(k, method, scale, undersized)
         self.maxk_undersized = undersized
         given = inspect.signature(super().__init__).bind_partial(*args, **kwargs).arguments
-        self.maxk_eval_problem = check_grpo_config(given.get("args"), given.get("reward_funcs"), self.maxk_k,
-                                                   self.maxk_method)
-        config = given["args"]
+        config = given["args"] if "args" in given else kwargs.get("args")  # a subclass may take **kwargs
+        funcs = given["reward_funcs"] if "reward_funcs" in given else kwargs.get("reward_funcs")
+        self.maxk_eval_problem = check_grpo_config(config, funcs, self.maxk_k, self.maxk_method)
         if self.maxk_eval_problem and config.eval_strategy != "no":
             warnings.warn(
                 f"num_generations_eval={config.num_generations_eval} is too small for method '{method}' at k={k} "
