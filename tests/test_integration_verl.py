@@ -158,7 +158,7 @@ def test_external_modules_env_var_registers_in_a_fresh_process():
         from verl.trainer.ppo.core_algos import get_adv_estimator_fn
         print(get_adv_estimator_fn("maxpo").__name__, get_adv_estimator_fn("maxk_pkpo_loo1").__name__)
     """)
-    env = {**os.environ, "VERL_USE_EXTERNAL_MODULES": "maxpo.integrations.verl"}
+    env = {**os.environ, "VERL_USE_EXTERNAL_MODULES": "maxpo.integrations.verl", "VERL_USE_EXTERNAL_PLUGINS": "none"}
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -236,7 +236,8 @@ def test_installed_package_registers_through_its_entry_point():
 @pytest.mark.slow
 def test_registration_reaches_a_ray_actor_only_through_the_env_var():
     """verl runs its trainer (and compute_advantage) in a Ray actor. Registering in the launching
-    process does not reach it; VERL_USE_EXTERNAL_MODULES in the actor's environment does."""
+    process does not reach it; VERL_USE_EXTERNAL_MODULES in the actor's environment does. (verl's
+    entry-point discovery is switched off here, so that only the variable is tested.)"""
     pytest.importorskip("ray")
     code = textwrap.dedent("""
         import json, ray, numpy as np, torch
@@ -273,6 +274,7 @@ def test_registration_reaches_a_ray_actor_only_through_the_env_var():
     """)
     env = {k: v for k, v in os.environ.items() if k != "VERL_USE_EXTERNAL_MODULES"}
     env["RAY_AUTH_MODE"] = "disabled"
+    env["VERL_USE_EXTERNAL_PLUGINS"] = "none"  # the entry point (once installed) would register everywhere
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
