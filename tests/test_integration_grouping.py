@@ -63,11 +63,10 @@ def test_per_sample_scale_gives_canonical_and_rloo():
     torch.testing.assert_close(k1, rloo, rtol=0, atol=1e-12)
 
 
-def test_per_sample_rule_covers_every_method():
-    assert set(PER_SAMPLE_RULE) == set(maxpo.METHODS)  # new methods appear automatically
-    known = {"maxpo": "B/K", "maxpo_pairwise": "B/K", "pkpo_s": "B/K", "pkpo_loo": "B/K", "pkpo_loo1": "B/K",
-             "tang_loo": "B/K", "canonical": "1", "chen_passk": "1", "grpo": "1", "dr_grpo": "1", "rloo": "1"}
-    assert {name: PER_SAMPLE_RULE[name] for name in known} == known
+def test_per_sample_rule_matches_method_table():
+    assert set(maxpo.METHODS) <= set(PER_SAMPLE_RULE)  # the table may list methods merged in later
+    for name in maxpo.METHODS:
+        assert (PER_SAMPLE_RULE[name] == "B/K") == (maxpo.METHODS[name]["scale"] == "grad J_K"), name
 
 
 def test_float32_int_and_device_kept():
