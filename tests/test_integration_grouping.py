@@ -2,17 +2,20 @@
 the exact pitfall computations, and importability without TRL or verl. No TRL, no verl."""
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import textwrap
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
 
 import maxpo
-from maxpo.integrations import PER_SAMPLE_RULE, group_advantages, group_scale_factors
+from maxpo import reference
+from maxpo.integrations import PER_SAMPLE_RULE, batch_maxk_estimate, group_advantages, group_scale_factors
 from maxpo.integrations.pitfalls import (
     apply_transform,
     compositions,
@@ -61,9 +64,9 @@ def test_per_sample_scale_gives_canonical_and_rloo():
 
 
 def test_per_sample_rule_matches_method_table():
-    assert set(PER_SAMPLE_RULE) == set(maxpo.METHODS)
-    for name, rule in PER_SAMPLE_RULE.items():
-        assert (rule == "B/K") == (maxpo.METHODS[name]["scale"] == "grad J_K"), name
+    assert set(maxpo.METHODS) <= set(PER_SAMPLE_RULE)  # the table may list methods merged in later
+    for name in maxpo.METHODS:
+        assert (PER_SAMPLE_RULE[name] == "B/K") == (maxpo.METHODS[name]["scale"] == "grad J_K"), name
 
 
 def test_float32_int_and_device_kept():
@@ -105,6 +108,57 @@ def test_undersized_groups_zero_with_warning_or_raise():
         group_advantages(rewards, labels, 2, undersized="raise")
     with pytest.raises(ValueError, match="no group in this batch is usable"):
         group_advantages(rewards, labels, 4)
+
+
+def test_no_usable_group_is_zero_when_the_trainer_checked_the_size():
+    """A trainer that checked B against k at construction: one prompt whose verifier failed on some
+    completions is left with too few samples; that is data (advantage 0, counted), not an error."""
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    valid = torch.tensor([True, False, True, True])
+    with pytest.warns(RuntimeWarning, match="1 of 1 groups are too small"):
+        out = group_advantages(rewards, [0, 0, 0, 0], 3, valid=valid, require_usable=False)
+    assert out.undersized == 1 and out.no_signal == 1 and torch.all(out.advantages == 0)
+    with pytest.raises(ValueError, match="no group in this batch is usable"):
+        group_advantages(rewards, [0, 0, 0, 0], 3, valid=valid)
+
+
+def _brute_no_signal(rewards, labels, k, method):
+    count = 0
+    for label in dict.fromkeys(labels):
+        rows = [i for i, lab in enumerate(labels) if lab == label]
+        exact = reference.advantages([Fraction(float(rewards[i])) for i in rows], k, method)
+        count += all(a == 0 for a in exact)
+    return count
+
+
+@pytest.mark.parametrize("method", ["maxpo", "pkpo_loo1", "rloo"])
+def test_no_signal_counts_groups_whose_exact_advantages_are_all_zero(method):
+    """Binary groups of 6 at k = 3: maxpo is silent when c = 0 or c > B - K = 3; the count must match
+    the exact (fractions) advantages of maxpo.reference, group by group."""
+    labels, rewards = [], []
+    for g, correct in enumerate(range(7)):
+        labels += [g] * 6
+        rewards += [1.0] * correct + [0.0] * (6 - correct)
+    out = group_advantages(torch.tensor(rewards), labels, 3, method)
+    assert out.no_signal == _brute_no_signal(rewards, labels, 3, method)
+    if method == "maxpo":
+        assert out.no_signal == 4  # c = 0, 4, 5, 6; GRPO-style zero-std filters drop only c = 0 and 6
+
+
+def test_batch_maxk_estimate_against_brute_force():
+    rewards, labels = _shuffled_batch(4, sizes=(5, 2, 6, 4))
+    valid = torch.ones(len(labels), dtype=torch.bool)
+    valid[0] = False
+    estimate, used = batch_maxk_estimate(rewards, labels, 3, valid=valid)
+    per_group = []
+    for label in dict.fromkeys(labels.tolist()):
+        group = [Fraction(float(rewards[i])) for i in range(len(labels)) if labels[i] == label and valid[i]]
+        if len(group) >= 3:
+            subsets = list(itertools.combinations(group, 3))
+            per_group.append(sum(max(s) for s in subsets) / len(subsets))
+    assert used == len(per_group) == 3
+    assert estimate == pytest.approx(float(sum(per_group) / len(per_group)), abs=1e-12)
+    assert batch_maxk_estimate(rewards[:2], ["a", "b"], 2) == (pytest.approx(float("nan"), nan_ok=True), 0)
 
 
 def test_fully_invalid_group_is_empty_not_an_error():

@@ -7,12 +7,15 @@ decoded prompt and re-scored from their decoded completion (``maxpo.integrations
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import warnings
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -89,23 +92,142 @@ def test_version_check_refuses_other_trl(monkeypatch):
     assert mtrl.check_trl_version() == "1.16.3.dev0"
 
 
+class FlakyVerifier:
+    """A verifier that cannot score the first completion of every call (``None``, as for a timeout) and
+    records what it returned, so the test knows each completion's reward without trusting TRL."""
+
+    __name__ = "flaky_verifier"
+
+    def __init__(self) -> None:
+        self.calls: list[list[tuple[str, str, float | None]]] = []
+
+    def __call__(self, prompts, completions, answer, **_):
+        out = [None if i == 0 else float(a in c) for i, (c, a) in enumerate(zip(completions, answer, strict=True))]
+        self.calls.append(list(zip(prompts, completions, out, strict=True)))
+        return out
+
+
+def _pass_at_k(rewards, k):
+    """Exact U-statistic, brute force over k-subsets (no maxpo code)."""
+    subsets = list(itertools.combinations(rewards, k))
+    return float(sum(Fraction(max(s)) for s in subsets) / len(subsets))
+
+
+def _metrics_of(run, key):
+    return [entry[key] for entry in run.log_history if key in entry]
+
+
+@pytest.mark.parametrize("k", [3, 2])
+def test_unscorable_completions_of_the_only_prompt_do_not_crash(k, tmp_path):
+    """One prompt per step (groups of 4), the verifier fails on one completion each time: at k = 3 the
+    group (3 scored completions) is too small for maxpo and gets advantage 0; at k = 2 it is usable
+    and the unscored completion alone gets 0. Training runs either way, and the logs count it."""
+    verifier = FlakyVerifier()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        run = demo.run_tiny_grpo(k, "maxpo", num_generations=4, per_device_batch=4, steps_per_generation=1,
+                                 max_steps=3, output_dir=str(tmp_path), reward_funcs=verifier)
+    assert len(verifier.calls) == 3 and all(len(call) == 4 for call in verifier.calls)
+    assert len({p for p, _, _ in verifier.calls[0]}) == 1, "one prompt per step"
+    assert _metrics_of(run, "maxk/unscored_completions") == [1.0, 1.0, 1.0]
+    assert _metrics_of(run, "maxk/undersized_groups") == ([1.0] * 3 if k == 3 else [0.0] * 3)
+    estimates = _metrics_of(run, f"maxk/max@{k}")
+    assert estimates == pytest.approx([_pass_at_k([r for _, _, r in call if r is not None], k)
+                                       for call in verifier.calls], abs=1e-9)
+    for generation, call in enumerate(verifier.calls, start=1):
+        used = sorted(row.advantage for row in run.rows if row.generation == generation)
+        scored = torch.tensor([r for _, _, r in call if r is not None], dtype=torch.float64)
+        if k == 3:
+            expected = [0.0] * 4
+        else:
+            expected = sorted([0.0, *(maxpo.advantages(scored, 2) * 3 / 2).tolist()])
+        assert used == pytest.approx(expected, abs=ATOL)
+    if k == 3:
+        assert _metrics_of(run, "maxk/no_signal_frac") == [1.0, 1.0, 1.0]
+        assert _metrics_of(run, "maxk/mean_abs_advantage") == [0.0, 0.0, 0.0]
+
+
+def test_maxk_metrics_are_logged_and_exact(tmp_path):
+    """Two prompts per step, steps_per_generation = 1 (one log line per generation): the logged maxk/
+    metrics equal a brute-force pass@2 estimate, the no-signal fraction and mean |A| recomputed from the
+    rows the loss saw (re-scored from their text)."""
+    run = demo.run_tiny_grpo(2, "maxpo", num_generations=4, per_device_batch=8, steps_per_generation=1,
+                             max_steps=3, output_dir=str(tmp_path))
+    expected, used = demo.recheck(run.rows, 2, "maxpo", group_size=4)
+    assert _max_gap(expected, used) < ATOL
+    by_generation: dict[int, dict[str, list[int]]] = {}
+    for i, row in enumerate(run.rows):
+        by_generation.setdefault(row.generation, {}).setdefault(row.prompt, []).append(i)
+    assert sorted(by_generation) == [1, 2, 3]
+    want = {"maxk/max@2": [], "maxk/no_signal_frac": [], "maxk/mean_abs_advantage": []}
+    for generation in sorted(by_generation):
+        groups = by_generation[generation]
+        rewards = {p: [float(demo.answer_of(p) in run.rows[i].completion) for i in idx] for p, idx in groups.items()}
+        want["maxk/max@2"].append(sum(_pass_at_k(r, 2) for r in rewards.values()) / len(groups))
+        want["maxk/no_signal_frac"].append(
+            sum(all(abs(expected[i]) < 1e-12 for i in idx) for idx in groups.values()) / len(groups))
+        want["maxk/mean_abs_advantage"].append(
+            sum(abs(expected[i]) for idx in groups.values() for i in idx) / sum(map(len, groups.values())))
+    for key, values in want.items():
+        assert _metrics_of(run, key) == pytest.approx(values, abs=1e-6), key
+    assert _metrics_of(run, "maxk/undersized_groups") == [0.0, 0.0, 0.0]
+
+
+def _never_load(*args, **kwargs):
+    raise AssertionError("the model loader was called before the configuration was checked")
+
+
+_BOGUS_MODEL = "/nonexistent/maxpo-test-model"
+
+
 @pytest.mark.parametrize("config, kwargs, match", [
     (dict(scale_rewards="group"), dict(k=2), "set GRPOConfig\\(scale_rewards='none'\\)"),
     (dict(multi_objective_aggregation="normalize_then_sum"), dict(k=2), "sum_then_normalize"),
     (dict(), dict(k=4), "num_generations=4 is the group size B, and with k=4: method 'maxpo' needs k <= B - 1"),
     (dict(), dict(k=2, method="ppo"), "unknown method 'ppo'"),
     (dict(), dict(k=2, scale=0), "must be finite and > 0"),
+    (dict(), dict(k=2, method="chen_passk", reward_funcs=[demo.contains_answer, demo.contains_answer]),
+     "method 'chen_passk' needs 0/1 rewards, but the reward is the weighted sum of 2 reward function"),
+    (dict(reward_weights=[2.0]), dict(k=2, method="chen_passk"), r"with weights \[2.0\]"),
+    (None, dict(k=2), "pass args=GRPOConfig\\(scale_rewards='none'"),
 ])
-def test_bad_configuration_is_refused(config, kwargs, match, tmp_path):
+def test_bad_configuration_is_refused_before_the_model_loads(config, kwargs, match, tmp_path, monkeypatch):
+    """The model is a path that does not exist, and TRL's loader is replaced by one that fails the test:
+    the configuration error must come first."""
+    import trl.trainer.grpo_trainer as grpo_module
+    from trl import GRPOConfig
+
+    monkeypatch.setattr(grpo_module, "create_model_from_path", _never_load)
+    args = None if config is None else GRPOConfig(**{
+        "output_dir": str(tmp_path), "use_cpu": True, "bf16": False, "report_to": "none", "num_generations": 4,
+        "per_device_train_batch_size": 4, "max_completion_length": 4, "scale_rewards": "none", **config})
+    kwargs = {"reward_funcs": demo.contains_answer, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        mtrl.MaxKGRPOTrainer(model=_BOGUS_MODEL, args=args, train_dataset=demo.addition_dataset(8), **kwargs)
+    with pytest.raises(ValueError, match=match):  # positional arguments, as GRPOTrainer takes them
+        mtrl.MaxKGRPOTrainer(_BOGUS_MODEL, kwargs.pop("reward_funcs"), args, **kwargs)
+
+
+def test_evaluation_groups_may_be_smaller_than_k_plus_one(tmp_path):
+    """num_generations_eval = 2 with k = 2 (maxpo needs 3): construction warns instead of refusing, and
+    an evaluation runs; its advantages are 0 and its pass@2 estimate is logged."""
     from trl import GRPOConfig
 
     tok = demo.char_tokenizer()
-    args = GRPOConfig(**{"output_dir": str(tmp_path), "use_cpu": True, "bf16": False, "report_to": "none",
-                         "num_generations": 4, "per_device_train_batch_size": 4, "max_completion_length": 4,
-                         "scale_rewards": "none", **config})
-    with pytest.raises(ValueError, match=match):
-        mtrl.MaxKGRPOTrainer(model=demo.tiny_llama(tok), reward_funcs=demo.contains_answer, args=args,
-                             train_dataset=demo.addition_dataset(8), processing_class=tok, **kwargs)
+    args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none", num_generations=4,
+                      num_generations_eval=2, per_device_train_batch_size=4, per_device_eval_batch_size=4,
+                      max_completion_length=4, max_steps=1, scale_rewards="none", eval_strategy="steps",
+                      eval_steps=1, disable_tqdm=True)
+    with pytest.warns(UserWarning, match="num_generations_eval=2 is too small for method 'maxpo' at k=2"):
+        trainer = mtrl.MaxKGRPOTrainer(model=demo.tiny_llama(tok), reward_funcs=demo.contains_answer, args=args,
+                                       train_dataset=demo.addition_dataset(8), eval_dataset=demo.addition_dataset(4),
+                                       processing_class=tok, k=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no per-batch warning about the known eval size
+        metrics = trainer.evaluate()
+    assert "eval_maxk/max@2" in metrics and 0 <= metrics["eval_maxk/max@2"] <= 1
+    assert metrics["eval_maxk/mean_abs_advantage"] == 0.0 and metrics["eval_maxk/no_signal_frac"] == 1.0
+    assert metrics["eval_maxk/undersized_groups"] > 0
 
 
 @pytest.mark.slow

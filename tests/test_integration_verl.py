@@ -4,11 +4,14 @@
 trainer computes advantages."""
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import tomllib
+import warnings
 
 import numpy as np
 import pytest
@@ -23,6 +26,7 @@ from verl.trainer.ppo import core_algos  # noqa: E402
 import maxpo  # noqa: E402
 from maxpo.integrations import PER_SAMPLE_RULE  # noqa: E402
 from maxpo.integrations import verl as mverl  # noqa: E402
+from maxpo.integrations.grouping import method_size_problem  # noqa: E402
 
 from conftest import REPO  # noqa: E402
 
@@ -47,8 +51,8 @@ def _batch(seed: int = 0, binary: bool = False, response_length: int = 7):
 
 
 def _algorithm_config(estimator: str, **maxk):
-    cfg = OmegaConf.create({"adv_estimator": estimator, "gamma": 1.0, "lam": 1.0, "norm_adv_by_std_in_grpo": True,
-                            "maxk": maxk})
+    cfg = OmegaConf.create({"adv_estimator": estimator, "gamma": 1.0, "lam": 1.0, "norm_adv_by_std_in_grpo": False,
+                            "use_kl_in_reward": False, "maxk": maxk})
     OmegaConf.set_struct(cfg, True)  # as under Hydra
     return cfg
 
@@ -91,28 +95,28 @@ def test_through_verls_compute_advantage(scale):
 
 @pytest.mark.parametrize("method", list(maxpo.METHODS))
 def test_each_method_called_the_way_verl_calls_it(method):
+    """Every method of the table (new ones included), at the smallest k that some group size allows;
+    groups too small for the method get 0, the others exactly their maxpo.advantages."""
     data, scores, uids, mask = _batch(1, binary=True)
-    k = {"tang_loo": 3, "pkpo_loo1": 3}.get(method, 2)  # tang_loo needs k == B: only the group of 3 is usable
+    k = next(k for k in (2, 3) if any(method_size_problem(method, b, k) is None for b in SIZES))
     fn = core_algos.get_adv_estimator_fn(f"maxk_{method}")
     kwargs = dict(token_level_rewards=data.batch["token_level_rewards"], response_mask=data.batch["response_mask"],
                   config=_algorithm_config(f"maxk_{method}", k=k, scale="sum"), index=data.non_tensor_batch["uid"],
                   reward_baselines=torch.zeros(len(uids)))
-    if method == "tang_loo":
-        with pytest.warns(RuntimeWarning, match="4 of 5 groups are too small"):
-            adv, _ = fn(**kwargs)
-        usable = uids == "uid-2"
-        torch.testing.assert_close(adv[~usable], torch.zeros_like(adv[~usable]))
-        rows = np.nonzero(usable)[0]
-        expected = maxpo.advantages(scores[rows].double(), 3, method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adv, _ = fn(**kwargs)
+    for label in set(uids.tolist()):
+        rows = np.nonzero(uids == label)[0]
+        if method_size_problem(method, len(rows), k) is None:
+            expected = maxpo.advantages(scores[rows].double(), k, method)
+        else:
+            expected = torch.zeros(len(rows), dtype=torch.float64)
         torch.testing.assert_close(adv[rows].double(), expected[:, None] * mask[rows].double(), rtol=0, atol=1e-6)
-        return
-    adv, _ = fn(**kwargs)
-    expected = _expected(scores, uids, k, method, "sum")
-    torch.testing.assert_close(adv.double(), expected[:, None] * mask.double(), rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("maxk, match", [
-    (None, r"no 'maxk' section.*\+algorithm.maxk.k=4"),
+    (None, r"no 'maxk' section.*\+\+algorithm.maxk.k=4"),
     ({}, r"algorithm.maxk.k is missing"),
     ({"k": 2, "K": 3}, r"unknown key\(s\) in algorithm.maxk: K"),
     ({"k": 0}, r"k must be >= 1"),
@@ -154,17 +158,86 @@ def test_external_modules_env_var_registers_in_a_fresh_process():
         from verl.trainer.ppo.core_algos import get_adv_estimator_fn
         print(get_adv_estimator_fn("maxpo").__name__, get_adv_estimator_fn("maxk_pkpo_loo1").__name__)
     """)
-    env = {**os.environ, "VERL_USE_EXTERNAL_MODULES": "maxpo.integrations.verl"}
+    env = {**os.environ, "VERL_USE_EXTERNAL_MODULES": "maxpo.integrations.verl", "VERL_USE_EXTERNAL_PLUGINS": "none"}
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ["maxk_maxpo_advantage", "maxk_pkpo_loo1_advantage"]
 
 
+def _pyproject_plugins() -> dict[str, str]:
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as fh:
+        return tomllib.load(fh)["project"]["entry-points"]["verl.plugins"]
+
+
+def test_pyproject_declares_the_verl_plugin_and_it_resolves():
+    group, name, value = mverl.ENTRY_POINT
+    assert group == "verl.plugins" and _pyproject_plugins() == {name: value}
+    assert importlib.metadata.EntryPoint(name=name, value=value, group=group).load() is mverl
+
+
+_REGISTERED_IN_FRESH_VERL = textwrap.dedent("""
+    import sys
+    import verl  # loads the entry points of the group verl.plugins
+    from verl.trainer.ppo import core_algos
+    names = sorted(n for n in core_algos.ADV_ESTIMATOR_REGISTRY if n == "maxpo" or n.startswith("maxk_"))
+    print(len(names), "maxpo.integrations.verl" in sys.modules)
+""")
+
+
+def _fresh_verl(extra_path: str | None = None, **env_vars: str) -> list[str]:
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("VERL_USE_EXTERNAL_MODULES", "VERL_USE_EXTERNAL_PLUGINS")}
+    env.update(env_vars)
+    if extra_path:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (extra_path, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run([sys.executable, "-c", _REGISTERED_IN_FRESH_VERL], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.split()
+
+
+def _plugin_metadata(folder) -> str:
+    """pyproject.toml's verl.plugins entry points written as installed metadata (a dist-info folder,
+    as pip writes it) in ``folder``; returns the folder to put on the path."""
+    dist = folder / "maxpo_plugin_probe-0.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: maxpo-plugin-probe\nVersion: 0.0\n")
+    lines = "".join(f"{name} = {value}\n" for name, value in _pyproject_plugins().items())
+    (dist / "entry_points.txt").write_text(f"[verl.plugins]\n{lines}")
+    return str(folder)
+
+
+def test_pyprojects_entry_point_registers_in_a_fresh_verl_process(tmp_path):
+    """With pyproject.toml's entry point installed as metadata, a fresh `import verl` imports the module
+    and registers every estimator, with no environment variable."""
+    assert _fresh_verl(_plugin_metadata(tmp_path)) == [str(len(mverl.ESTIMATORS)), "True"]
+
+
+@pytest.mark.slow
+def test_verls_plugin_switch_controls_the_entry_point(tmp_path):
+    """Negative control and selection: VERL_USE_EXTERNAL_PLUGINS=none turns verl's discovery off (nothing
+    registered, module not imported); naming the entry point loads it."""
+    path = _plugin_metadata(tmp_path)
+    assert _fresh_verl(path, VERL_USE_EXTERNAL_PLUGINS="none") == ["0", "False"]
+    assert _fresh_verl(path, VERL_USE_EXTERNAL_PLUGINS="maxpo") == [str(len(mverl.ESTIMATORS)), "True"]
+
+
+def test_installed_package_registers_through_its_entry_point():
+    """The same with the metadata of the installed maxpo (pip install -e .): skipped where that
+    metadata predates the entry point (re-run pip install -e . to refresh it)."""
+    installed = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="verl.plugins")}
+    if installed.get("maxpo") != mverl.__name__:
+        pytest.skip("the installed maxpo metadata has no verl.plugins entry point (it predates pyproject's "
+                    "[project.entry-points.\"verl.plugins\"]); run `pip install -e .` again")
+    assert _fresh_verl() == [str(len(mverl.ESTIMATORS)), "True"]
+
+
 @pytest.mark.slow
 def test_registration_reaches_a_ray_actor_only_through_the_env_var():
     """verl runs its trainer (and compute_advantage) in a Ray actor. Registering in the launching
-    process does not reach it; VERL_USE_EXTERNAL_MODULES in the actor's environment does."""
+    process does not reach it; VERL_USE_EXTERNAL_MODULES in the actor's environment does. (verl's
+    entry-point discovery is switched off here, so that only the variable is tested.)"""
     pytest.importorskip("ray")
     code = textwrap.dedent("""
         import json, ray, numpy as np, torch
@@ -201,6 +274,7 @@ def test_registration_reaches_a_ray_actor_only_through_the_env_var():
     """)
     env = {k: v for k, v in os.environ.items() if k != "VERL_USE_EXTERNAL_MODULES"}
     env["RAY_AUTH_MODE"] = "disabled"
+    env["VERL_USE_EXTERNAL_PLUGINS"] = "none"  # the entry point (once installed) would register everywhere
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -213,30 +287,45 @@ def test_registration_reaches_a_ray_actor_only_through_the_env_var():
     torch.testing.assert_close(adv, expected, rtol=0, atol=1e-6)
 
 
+def _compose(overrides):
+    from hydra import compose, initialize_config_dir
+
+    config_dir = os.path.join(os.path.dirname(sys.modules["verl"].__file__), "trainer", "config")
+    with initialize_config_dir(config_dir=config_dir, version_base=None):
+        return compose(config_name="ppo_trainer", overrides=overrides)
+
+
+_GRPO_RUN = ["actor_rollout_ref.rollout.name=vllm", "actor_rollout_ref.model.path=some/model",
+             "trainer.n_gpus_per_node=1", "data.train_batch_size=32", "data.max_response_length=1024",
+             "actor_rollout_ref.actor.ppo_mini_batch_size=32",
+             "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+             "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4",
+             "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=4"]
+
+
 def test_launch_overrides_compose_and_validate_with_verls_own_config():
     """The book's launch recipe, composed with verl's Hydra config and checked by verl's validate_config;
-    the estimator then reads K from the composed ``algorithm`` section."""
-    from hydra import compose, initialize_config_dir
+    the estimator then reads K from the composed ``algorithm`` section, with no warning."""
     from verl.trainer.ppo.utils import need_critic
     from verl.utils.config import validate_config
 
-    config_dir = os.path.join(os.path.dirname(sys.modules["verl"].__file__), "trainer", "config")
-    grpo_run = ["actor_rollout_ref.rollout.name=vllm", "actor_rollout_ref.model.path=some/model",
-                "trainer.n_gpus_per_node=1", "data.train_batch_size=32",
-                "actor_rollout_ref.actor.ppo_mini_batch_size=32",
-                "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
-                "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4",
-                "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=4"]
-    with initialize_config_dir(config_dir=config_dir, version_base=None):
-        cfg = compose(config_name="ppo_trainer", overrides=mverl.launch_overrides(4, 8) + grpo_run)
+    overrides = mverl.launch_overrides(4, 8, loss_scale_factor=1024)
+    assert all(o.startswith("++") for o in overrides)
+    cfg = _compose(overrides + _GRPO_RUN)
     validate_config(config=cfg, use_reference_policy=False, use_critic=need_critic(cfg))
     assert not need_critic(cfg)  # no value network: the estimator is not GAE
     assert mverl.read_options(cfg.algorithm) == mverl.MaxKOptions(k=4)
+    actor = cfg.actor_rollout_ref.actor
+    assert (actor.loss_agg_mode, actor.loss_scale_factor) == ("seq-mean-token-sum-norm", 1024)
+    assert cfg.algorithm.norm_adv_by_std_in_grpo is False and cfg.algorithm.use_kl_in_reward is False
+    assert mverl.objective_warnings(cfg.algorithm) == []
     data, scores, uids, mask = _batch(3)
-    with pytest.warns(RuntimeWarning, match="1 of 5 groups are too small for method 'maxpo' at k = 4"):
-        adv, _ = core_algos.get_adv_estimator_fn(cfg.algorithm.adv_estimator)(
-            token_level_rewards=data.batch["token_level_rewards"], response_mask=data.batch["response_mask"],
-            config=cfg.algorithm, index=data.non_tensor_batch["uid"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        with pytest.warns(RuntimeWarning, match="1 of 5 groups are too small for method 'maxpo' at k = 4"):
+            adv, _ = core_algos.get_adv_estimator_fn(cfg.algorithm.adv_estimator)(
+                token_level_rewards=data.batch["token_level_rewards"], response_mask=data.batch["response_mask"],
+                config=cfg.algorithm, index=data.non_tensor_batch["uid"])
     for label in set(uids.tolist()):
         rows = np.nonzero(uids == label)[0]
         expected = torch.zeros(len(rows), dtype=torch.float64)  # the group of 3 is too small at k = 4
@@ -244,4 +333,68 @@ def test_launch_overrides_compose_and_validate_with_verls_own_config():
             expected = maxpo.advantages(scores[rows].double(), 4) * len(rows) / 4
         torch.testing.assert_close(adv[rows].double(), expected[:, None] * mask[rows].double(), rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="rollout.n=4 is the group size B, and with k=4"):
-        mverl.launch_overrides(4, 4)
+        mverl.launch_overrides(4, 4, loss_scale_factor=1024)
+    with pytest.raises(ValueError, match="loss_scale_factor must be a positive integer"):
+        mverl.launch_overrides(4, 8, loss_scale_factor=None)
+
+
+def test_double_plus_works_where_the_user_config_already_has_the_key():
+    """A user config that already sets algorithm.maxk (here by an earlier override): '+' fails on the
+    existing key, the recipe's '++' overrides it."""
+    from hydra.errors import ConfigCompositionException
+
+    existing = ["+algorithm.maxk.k=2", "+algorithm.maxk.scale=sum"]
+    with pytest.raises(ConfigCompositionException, match="already"):
+        _compose(existing + ["+algorithm.maxk.k=4"] + _GRPO_RUN)
+    cfg = _compose(existing + mverl.launch_overrides(4, 8, loss_scale_factor=1024) + _GRPO_RUN)
+    assert mverl.read_options(cfg.algorithm) == mverl.MaxKOptions(k=4, scale="sum")
+    cfg = _compose(mverl.launch_overrides(3, 8, loss_scale_factor=512, scale="sum") + _GRPO_RUN)
+    assert mverl.read_options(cfg.algorithm) == mverl.MaxKOptions(k=3, scale="sum")
+    assert cfg.actor_rollout_ref.actor.loss_scale_factor == 512
+
+
+@pytest.mark.parametrize("switch, match", [
+    ("use_kl_in_reward", "use_kl_in_reward=True: the token rewards include the KL penalty"),
+    ("norm_adv_by_std_in_grpo", "norm_adv_by_std_in_grpo=True is ignored by the max@K estimator 'maxpo'"),
+])
+def test_switches_that_change_the_objective_are_warned_about(switch, match):
+    data, scores, uids, mask = _batch()
+    cfg = _algorithm_config("maxpo", k=2)
+    cfg[switch] = True
+    fn = core_algos.get_adv_estimator_fn("maxpo")
+    with pytest.warns(UserWarning, match=match):
+        adv, _ = fn(token_level_rewards=data.batch["token_level_rewards"], response_mask=data.batch["response_mask"],
+                    config=cfg, index=data.non_tensor_batch["uid"])
+    # the advantage itself is unchanged (std normalisation is not applied)
+    torch.testing.assert_close(adv.double(), _expected(scores, uids, 2, "maxpo")[:, None] * mask.double(),
+                               rtol=0, atol=1e-6)
+
+
+def test_drop_no_signal_groups_keeps_exactly_the_groups_with_signal():
+    """Binary groups of 8 at k = 4 with every count of correct answers 0..8: maxpo has no signal at c = 0
+    and c > B - K = 4 (5 groups), while a zero-std filter (DAPO) finds only c = 0 and c = 8. The
+    kept rows are those of groups whose exact advantages (fractions) are not all zero, in order."""
+    from fractions import Fraction
+
+    from maxpo import reference
+
+    rng = np.random.default_rng(5)
+    rows = [(f"uid-{c}", float(i < c)) for c in range(9) for i in range(8)]
+    order = rng.permutation(len(rows))
+    uids = np.array([rows[i][0] for i in order], dtype=object)
+    scores = torch.tensor([rows[i][1] for i in order])
+    rewards = torch.zeros(len(rows), 3)
+    rewards[:, -1] = scores
+    data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": torch.ones(len(rows), 3)},
+                               non_tensors={"uid": uids})
+    kept, dropped = mverl.drop_no_signal_groups(data, 4)
+    silent = {label for label in set(uids.tolist())
+              if all(a == 0 for a in reference.advantages(
+                  [Fraction(float(scores[i])) for i in np.nonzero(uids == label)[0]], 4, "maxpo"))}
+    assert set(dropped) == silent == {"uid-0", "uid-5", "uid-6", "uid-7", "uid-8"}
+    zero_std = {label for label in set(uids.tolist()) if float(scores[uids == label].std()) == 0}
+    assert zero_std == {"uid-0", "uid-8"}  # what a zero-std filter would drop
+    assert list(kept.non_tensor_batch["uid"]) == [u for u in uids if u not in silent]
+    torch.testing.assert_close(kept.batch["token_level_rewards"],
+                               rewards[torch.tensor([u not in silent for u in uids])])
+    assert mverl.no_signal_uids(scores, uids, 4) == dropped

@@ -25,8 +25,10 @@ from maxpo.integrations.grouping import (
     PER_SAMPLE_RULE,
     SCALES,
     GroupedAdvantages,
+    batch_maxk_estimate,
     group_advantages,
     group_scale_factors,
 )
 
-__all__ = ["PER_SAMPLE_RULE", "SCALES", "GroupedAdvantages", "group_advantages", "group_scale_factors"]
+__all__ = ["PER_SAMPLE_RULE", "SCALES", "GroupedAdvantages", "batch_maxk_estimate", "group_advantages",
+           "group_scale_factors"]

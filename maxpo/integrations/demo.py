@@ -100,7 +100,8 @@ class LossRow:
 
 @dataclass
 class TinyRun:
-    """What :func:`run_tiny_grpo` returns: the rows the loss used, and TRL's logged columns."""
+    """What :func:`run_tiny_grpo` returns: the rows the loss used, TRL's logged columns, and
+    ``log_history`` (the trainer's logged metrics, one dict per logging step)."""
 
     rows: list[LossRow]
     logged_prompts: list[str]
@@ -112,6 +113,7 @@ class TinyRun:
     scale: Scale
     num_generations: int
     seconds: float
+    log_history: list[dict[str, float]]
 
 
 def _recording_trainer_class() -> type:
@@ -148,7 +150,7 @@ def run_tiny_grpo(k: int = 2, method: str = "maxpo", scale: Scale = "per_sample"
                   per_device_batch: int = 4, steps_per_generation: int = 2, max_steps: int = 4,
                   max_completion_length: int = 6, n_prompts: int = 32, seed: int = 0,
                   output_dir: str | None = None, quiet: bool = True, threads: int | None = 1,
-                  **config: Any) -> TinyRun:
+                  reward_funcs: Any = contains_answer, **config: Any) -> TinyRun:
     """Train the tiny model for ``max_steps`` optimizer steps with ``MaxKGRPOTrainer`` and record what it used.
 
     ``config`` goes to ``GRPOConfig`` on top of the defaults used here
@@ -156,6 +158,7 @@ def run_tiny_grpo(k: int = 2, method: str = "maxpo", scale: Scale = "per_sample"
     no checkpoints, no reporting). ``quiet`` drops the trainer's printed logs.
     ``threads`` sets torch's intra-op threads for the run (restored afterwards):
     one thread is several times faster for a model this small on a busy machine.
+    ``reward_funcs`` replaces the default verifiable reward :func:`contains_answer`.
     Takes about a second after a few seconds of imports.
     """
     import time
@@ -173,7 +176,7 @@ def run_tiny_grpo(k: int = 2, method: str = "maxpo", scale: Scale = "per_sample"
         "max_completion_length": max_completion_length,
         "scale_rewards": "none", "loss_type": "dr_grpo", **config})
     trainer = _recording_trainer_class()(
-        model=tiny_llama(tokenizer, seed), reward_funcs=contains_answer, args=args,
+        model=tiny_llama(tokenizer, seed), reward_funcs=reward_funcs, args=args,
         train_dataset=addition_dataset(n_prompts, seed), processing_class=tokenizer,
         k=k, method=method, scale=scale)
     if quiet:
@@ -184,10 +187,12 @@ def run_tiny_grpo(k: int = 2, method: str = "maxpo", scale: Scale = "per_sample"
     with torch_threads(threads):
         trainer.train()
     logs = trainer._logs
+    first_reward = next(iter(logs["rewards"]))
     return TinyRun(
         rows=trainer.loss_rows, logged_prompts=list(logs["prompt"]), logged_completions=list(logs["completion"]),
-        logged_rewards=list(logs["rewards"]["contains_answer"]), logged_advantages=list(logs["advantages"]),
-        k=k, method=method, scale=scale, num_generations=num_generations, seconds=time.perf_counter() - start)
+        logged_rewards=list(logs["rewards"][first_reward]), logged_advantages=list(logs["advantages"]),
+        k=k, method=method, scale=scale, num_generations=num_generations, seconds=time.perf_counter() - start,
+        log_history=[dict(entry) for entry in trainer.state.log_history])
 
 
 def recheck(rows: Sequence[LossRow], k: int, method: str = "maxpo", scale: Scale = "per_sample",

@@ -21,8 +21,9 @@ The ``scale`` argument picks one of:
     Methods in the sum convention (``maxpo``, ``maxpo_pairwise``, ``pkpo_s``,
     ``pkpo_loo``, ``pkpo_loo1``, ``tang_loo``) are multiplied by ``B/K``, with ``B``
     the group's number of real samples; the others (``canonical``, ``rloo``,
-    ``dr_grpo``, ``grpo``, ``chen_passk``) are already per-sample and are left
-    as they are. Then ``maxpo`` becomes the canonical advantage
+    ``dr_grpo``, ``grpo``, ``chen_passk``, ``grpo_passk``) are already per-sample and are left
+    as they are; ``maxrl`` is multiplied by ``B``, giving MaxRL's own per-sample form
+    :math:`r_i/\bar r - 1`. Then ``maxpo`` becomes the canonical advantage
     :math:`Q_i - V_{-i}^{(K)}` (conditionally unbiased for :math:`A_K(y_i)`), and
     at ``K = 1`` it equals RLOO, ``r_i - mean_{j != i} r_j``: advantages are on the
     reward's scale, like Dr. GRPO's, so learning rates tuned for an unnormalised
@@ -41,8 +42,19 @@ completions, or when verl passes a group of another size. With
 ``undersized="zero"`` (default) such groups get advantage 0, the same as a group
 whose rewards are all equal, and a ``RuntimeWarning`` says how many; with
 ``undersized="raise"`` they raise ``ValueError``. A batch in which no non-empty
-group is usable at all always raises: that is a configuration error (``K`` too
-large for the group size), not bad luck.
+group is usable at all raises by default: with full groups that is a
+configuration error (``K`` too large for the group size). A trainer that has
+checked the group size against ``K`` at construction (TRL's) passes
+``require_usable=False``: there, a batch of one prompt whose verifier failed on
+some completions is data, and gets advantage 0.
+
+Signal
+------
+:attr:`GroupedAdvantages.no_signal` counts the groups whose advantages are all
+zero (every completion ties for max@K, e.g. pass@K groups with more than
+``B - K`` correct answers under ``maxpo``, or an undersized group), and
+:func:`batch_maxk_estimate` is the batch's max@K (pass@K) estimate: what trainers
+log so that a run shows the objective it optimises.
 """
 from __future__ import annotations
 
@@ -61,8 +73,8 @@ import torch
 import maxpo
 from maxpo._validate import check_k
 
-__all__ = ["PER_SAMPLE_RULE", "SCALES", "GroupedAdvantages", "Scale", "check_options",
-           "group_advantages", "group_scale_factors", "method_size_problem"]
+__all__ = ["NO_SIGNAL_TOL", "PER_SAMPLE_RULE", "SCALES", "GroupedAdvantages", "Scale", "batch_maxk_estimate",
+           "check_options", "group_advantages", "group_scale_factors", "method_size_problem"]
 
 #: What ``scale`` may be, besides a positive number.
 SCALES: tuple[str, ...] = ("per_sample", "sum")
@@ -72,7 +84,8 @@ Scale = Literal["per_sample", "sum"] | float
 
 #: Factor that puts each method on the per-sample scale: ``"B/K"`` for the methods
 #: whose :func:`maxpo.advantages` output sums to an unbiased ``grad J_K`` over a group,
-#: ``"1"`` for those already on a per-sample scale (``METHODS[m]["scale"]`` says which).
+#: ``"1"`` for those already on a per-sample scale (``METHODS[m]["scale"]`` says which),
+#: ``"B"`` for ``maxrl`` (a harmonic mixture of max@K gradients; times B it is r_i/rbar - 1).
 PER_SAMPLE_RULE: dict[str, str] = {
     "maxpo": "B/K",
     "maxpo_pairwise": "B/K",
@@ -80,12 +93,19 @@ PER_SAMPLE_RULE: dict[str, str] = {
     "pkpo_loo": "B/K",
     "pkpo_loo1": "B/K",
     "tang_loo": "B/K",
+    "maxrl": "B",
     "canonical": "1",
     "chen_passk": "1",
+    "grpo_passk": "1",
     "grpo": "1",
     "dr_grpo": "1",
     "rloo": "1",
 }
+
+#: An advantage counts as zero (no learning signal) when ``|A| <= NO_SIGNAL_TOL * max(1, max |r|)``
+#: over the batch's valid rewards: exact ties give exact zeros in the closed forms, and
+#: std-normalised methods leave rounding noise far below this.
+NO_SIGNAL_TOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -96,13 +116,26 @@ class GroupedAdvantages:
     their device (float64 for integer or bool input), 0 for invalid rows and for the rows
     of undersized groups. ``group_sizes``: real samples per group, in order of
     first appearance of each label. ``undersized``: how many non-empty groups were
-    too small for the method; ``empty``: groups with no valid row.
+    too small for the method; ``empty``: groups with no valid row; ``no_signal``:
+    non-empty groups whose advantages are all zero (:data:`NO_SIGNAL_TOL`), the
+    undersized ones included: they contribute nothing to the policy gradient.
+    ``labels``: the distinct group labels, in the order of ``group_sizes``;
+    ``signal``: bool per group, True where some advantage is not zero.
     """
 
     advantages: torch.Tensor
     group_sizes: torch.Tensor
     undersized: int
     empty: int
+    no_signal: int
+    labels: tuple[Any, ...]
+    signal: torch.Tensor
+
+    @property
+    def no_signal_labels(self) -> list[Any]:
+        """Labels of the non-empty groups whose advantages are all zero."""
+        silent = (~self.signal & (self.group_sizes > 0)).tolist()
+        return [label for label, quiet in zip(self.labels, silent, strict=True) if quiet]
 
     @property
     def n_groups(self) -> int:
@@ -153,14 +186,15 @@ def group_scale_factors(method: str, k: int, group_sizes: torch.Tensor, scale: S
     """Per-group multiplier applied to :func:`maxpo.advantages` for the chosen ``scale``.
 
     ``per_sample``: ``B_g / k`` for the methods marked ``"B/K"`` in
-    :data:`PER_SAMPLE_RULE`, else 1. ``sum``: 1. A number ``c``: ``c``.
+    :data:`PER_SAMPLE_RULE`, ``B_g`` for those marked ``"B"``, else 1. ``sum``: 1. A number ``c``: ``c``.
     Returns float64, shaped like ``group_sizes``.
     """
     sizes = group_sizes.to(torch.float64)
     if scale == "per_sample":
-        if PER_SAMPLE_RULE[method] == "B/K":
+        rule = PER_SAMPLE_RULE[method]
+        if rule == "B/K":
             return sizes / k
-        return torch.ones_like(sizes)
+        return sizes.clone() if rule == "B" else torch.ones_like(sizes)
     if scale == "sum":
         return torch.ones_like(sizes)
     return torch.full_like(sizes, float(scale))
@@ -188,6 +222,7 @@ def group_advantages(
     scale: Scale = "per_sample",
     valid: torch.Tensor | Sequence[bool] | np.ndarray | None = None,
     undersized: Literal["zero", "raise"] = "zero",
+    require_usable: bool = True,
 ) -> GroupedAdvantages:
     r"""Advantages of a flat batch whose rows are grouped by a label.
 
@@ -206,13 +241,18 @@ def group_advantages(
         valid: optional ``(N,)`` bool, False for rows to leave out (e.g. a completion
             no reward function could score); they get 0 and do not count in ``B``.
         undersized: ``"zero"`` or ``"raise"``, for groups too small for the method.
+        require_usable: raise when no non-empty group is usable (the default: with
+            full groups that means ``k`` is too large for the group size). A trainer
+            that checked the group size when it was configured passes False, so that
+            groups shrunk at run time (unscorable completions) only get advantage 0.
 
     Returns:
         :class:`GroupedAdvantages`.
 
     Raises:
         ValueError: bad options, shapes, non-finite valid rewards, a group too
-            small for the method (``undersized="raise"``), or no usable group at all.
+            small for the method (``undersized="raise"``), or no usable group at all
+            (unless ``require_usable=False``).
     """
     k, method, scale = check_options(k, method, scale, undersized)
     r = rewards if isinstance(rewards, torch.Tensor) else torch.as_tensor(np.asarray(rewards))
@@ -248,7 +288,7 @@ def group_advantages(
     if n_bad:
         g = int(bad.nonzero()[0])
         why = problems[int(sizes[g])]
-        if undersized == "raise" or not bool(usable.any()):
+        if undersized == "raise" or (require_usable and not bool(usable.any())):
             raise ValueError(
                 f"group {labels[g]!r} ({int(sizes[g])} valid samples) cannot use method {method!r} at k = {k}: "
                 f"{why}" + ("" if undersized == "raise" else "; no group in this batch is usable"))
@@ -257,23 +297,71 @@ def group_advantages(
             f"(e.g. group {labels[g]!r} with {int(sizes[g])} valid samples: {why})", RuntimeWarning, stacklevel=2)
 
     result = torch.zeros(n, dtype=out_dtype, device=device)
+    signal = torch.zeros(n_groups, dtype=torch.bool, device=device)
     if bool(usable.any()):
-        rows = (ok & usable[codes]).nonzero().squeeze(-1)
-        rows = rows[torch.sort(codes[rows], stable=True).indices]  # rows of each group together, in order
-        dense_of_group = torch.full((n_groups,), -1, dtype=torch.long, device=device)
-        kept = usable.nonzero().squeeze(-1)
-        dense_of_group[kept] = torch.arange(len(kept), device=device)
-        dense_row = dense_of_group[codes[rows]]
-        kept_sizes = sizes[kept]
-        starts = torch.cumsum(kept_sizes, 0) - kept_sizes
-        pos = torch.arange(len(rows), device=device) - starts[dense_row]
-        width = int(kept_sizes.max())
-        dense = torch.zeros((len(kept), width), dtype=torch.float64, device=device)
-        mask = torch.zeros((len(kept), width), dtype=torch.bool, device=device)
-        dense[dense_row, pos] = r[rows].to(torch.float64)
-        mask[dense_row, pos] = True
+        dense, mask, kept, rows, dense_row, pos = _dense_groups(r, codes, ok & usable[codes], n_groups)
         adv = maxpo.advantages(dense, k, method, mask=mask)
-        adv = adv * group_scale_factors(method, k, kept_sizes, scale).to(device).unsqueeze(-1)
+        adv = adv * group_scale_factors(method, k, sizes[kept], scale).to(device).unsqueeze(-1)
         result[rows] = adv[dense_row, pos].to(out_dtype)
+        tol = NO_SIGNAL_TOL * max(1.0, float(dense.abs().max()))
+        signal[kept] = adv.abs().amax(dim=-1) > tol
     return GroupedAdvantages(advantages=result, group_sizes=sizes, undersized=n_bad,
-                             empty=int((~nonempty).sum()))
+                             empty=int((~nonempty).sum()), no_signal=int((nonempty & ~signal).sum()),
+                             labels=tuple(labels), signal=signal)
+
+
+def _dense_groups(r: torch.Tensor, codes: torch.Tensor, take: torch.Tensor, n_groups: int) -> tuple[torch.Tensor, ...]:
+    """Pack the rows selected by ``take`` into a padded ``(groups, B_max)`` float64 tensor and mask.
+
+    Returns ``(dense, mask, kept, rows, dense_row, pos)``: ``kept`` the group codes that
+    have a selected row (in order), and row ``rows[j]`` of the input sits at
+    ``dense[dense_row[j], pos[j]]``.
+    """
+    device = r.device
+    rows = take.nonzero().squeeze(-1)
+    rows = rows[torch.sort(codes[rows], stable=True).indices]  # rows of each group together, in order
+    counts = torch.bincount(codes[rows], minlength=n_groups)
+    kept = (counts > 0).nonzero().squeeze(-1)
+    dense_of_group = torch.full((n_groups,), -1, dtype=torch.long, device=device)
+    dense_of_group[kept] = torch.arange(len(kept), device=device)
+    dense_row = dense_of_group[codes[rows]]
+    kept_sizes = counts[kept]
+    starts = torch.cumsum(kept_sizes, 0) - kept_sizes
+    pos = torch.arange(len(rows), device=device) - starts[dense_row]
+    width = int(kept_sizes.max())
+    dense = torch.zeros((len(kept), width), dtype=torch.float64, device=device)
+    mask = torch.zeros((len(kept), width), dtype=torch.bool, device=device)
+    dense[dense_row, pos] = r[rows].to(torch.float64)
+    mask[dense_row, pos] = True
+    return dense, mask, kept, rows, dense_row, pos
+
+
+def batch_maxk_estimate(
+    rewards: torch.Tensor | Sequence[float] | np.ndarray,
+    group_ids: torch.Tensor | Sequence[Any] | np.ndarray,
+    k: int,
+    *,
+    valid: torch.Tensor | Sequence[bool] | np.ndarray | None = None,
+) -> tuple[float, int]:
+    r"""The batch's max@K estimate: the mean over groups of :func:`maxpo.maxk_estimate` of each group.
+
+    Each group with at least ``k`` valid rewards gives the unbiased U-statistic
+    :math:`\binom{B}{K}^{-1}\sum_{|S|=K}\max_S r` (for 0/1 rewards, the pass@K
+    estimate); groups with fewer are left out. Returns ``(estimate, groups used)``,
+    with ``nan`` when no group has ``k`` valid rewards.
+    """
+    k = check_k(k)
+    r = rewards if isinstance(rewards, torch.Tensor) else torch.as_tensor(np.asarray(rewards))
+    r = r.detach().reshape(-1)
+    n = r.numel()
+    codes, labels = _codes(group_ids, n)
+    codes = codes.to(r.device)
+    ok = torch.ones(n, dtype=torch.bool, device=r.device) if valid is None else \
+        torch.as_tensor(valid, device=r.device).reshape(-1).bool()
+    sizes = torch.bincount(codes[ok], minlength=len(labels))
+    take = ok & (sizes >= k)[codes]
+    if not bool(take.any()):
+        return float("nan"), 0
+    dense, mask, *_ = _dense_groups(r, codes, take, len(labels))
+    estimates = maxpo.maxk_estimate(dense, k, mask=mask)
+    return float(estimates.mean()), int(estimates.numel())

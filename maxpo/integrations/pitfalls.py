@@ -147,7 +147,9 @@ def sequence_weights(adv: Sequence[float], lengths: Sequence[int], loss_type: st
     A trainer's loss is :math:`-\sum_i w_i \sum_t \log\pi(y_{i,t})`; an unbiased
     estimator needs :math:`w_i \propto A_i` with one constant for the whole batch.
 
-    * ``"dr_grpo"`` (TRL) / ``seq-mean-token-sum-norm`` (verl): ``A_i / (B L_max)``: proportional.
+    * ``"dr_grpo"`` (TRL) / ``seq-mean-token-sum-norm`` (verl, with ``loss_scale_factor = L_max``;
+      left at ``null``, verl 0.9.1 divides by each micro-batch's padded width instead):
+      ``A_i / (B L_max)``: proportional.
     * ``"dapo"``, ``"bnpo"`` (TRL) / ``token-mean`` (verl): ``A_i / sum_j |y_j|``:
       proportional within the batch, a batch-dependent constant.
     * ``"grpo"`` (TRL) / ``seq-mean-token-mean`` (verl): ``A_i / (B |y_i|)``: re-weighted by length.

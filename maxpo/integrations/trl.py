@@ -32,7 +32,25 @@ out groups fails loudly instead of mixing prompts.
 Rewards: the weighted sum of the reward functions (``reward_weights``), with
 ``None`` (NaN) from a single function counted as 0 as in TRL; a completion that
 no function could score is left out of its group (its advantage is 0, and its
-group's ``B`` is one smaller).
+group's ``B`` is one smaller). A group left too small for the method gets
+advantage 0 and is counted in ``maxk/undersized_groups``, even when it is the
+only group of the step: groups that shrink at run time are data.
+
+Checked before the model loads (:func:`check_grpo_config`): ``scale_rewards``,
+``multi_objective_aggregation``, ``num_generations`` against ``k``, and a method
+of 0/1 rewards (``chen_passk``) with several reward functions or weights. The
+evaluation group size ``num_generations_eval`` may be smaller than the method
+needs (its advantages only enter the evaluation loss; they are then 0).
+
+Logged metrics (TRL's logs, ``eval_`` prefixed in evaluation):
+``maxk/max@<K>`` the batch's max@K estimate (pass@K for 0/1 rewards; the mean
+over groups of :func:`maxpo.maxk_estimate`), ``maxk/no_signal_frac`` the fraction
+of groups whose advantages are all 0 (TRL's ``frac_reward_zero_std`` counts only
+groups of equal rewards), ``maxk/mean_abs_advantage``, ``maxk/undersized_groups``
+and ``maxk/unscored_completions``.
+
+CPU or GPU: ``GRPOConfig`` defaults to ``bf16=True``, which needs a GPU; on a CPU
+pass ``use_cpu=True, bf16=False``.
 
 What changes compared with GRPO
 -------------------------------
@@ -53,17 +71,27 @@ private, so other versions are refused with a message that says so.
 """
 from __future__ import annotations
 
+import inspect
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from maxpo.integrations.grouping import GroupedAdvantages, Scale, check_options, group_advantages, method_size_problem
+import maxpo
+from maxpo.integrations.grouping import (
+    GroupedAdvantages,
+    Scale,
+    batch_maxk_estimate,
+    check_options,
+    group_advantages,
+    method_size_problem,
+)
 from maxpo.integrations.versions import import_supported
 
 if TYPE_CHECKING:  # pragma: no cover
     from trl import GRPOTrainer
 
-__all__ = ["SUPPORTED_TRL", "MaxKAdvantageMixin", "MaxKGRPOTrainer", "check_trl_version"]  # noqa: F822 (lazy)
+__all__ = ["SUPPORTED_TRL", "MaxKAdvantageMixin", "MaxKGRPOTrainer", "check_grpo_config", "check_trl_version"]  # noqa: F822 (lazy)
 
 #: TRL versions whose ``GRPOTrainer`` internals this module was written and tested against.
 SUPPORTED_TRL = ">=1.16,<1.17"
@@ -89,6 +117,48 @@ def check_trl_version() -> str:
     return trl.__version__
 
 
+def check_grpo_config(args: Any, reward_funcs: Any, k: int, method: str) -> str | None:
+    """Refuse a ``GRPOConfig`` (and reward functions) that cannot train ``method`` at ``k``.
+
+    Reads only the configuration, so :class:`MaxKAdvantageMixin` calls it before
+    TRL loads the model (or starts vLLM). Checks: ``args`` given, ``scale_rewards="none"``,
+    ``multi_objective_aggregation="sum_then_normalize"``, ``num_generations`` large
+    enough for the method, and, for a method of 0/1 rewards only
+    (``METHODS[method]["binary_only"]``), one reward function with weight 1.
+    Evaluation groups (``num_generations_eval``) may be smaller: they only feed
+    the evaluation loss, so they are not refused; the returned string says why
+    they are too small (None if they are not), and their advantages are 0.
+
+    Raises:
+        ValueError: naming the setting and the value to use.
+    """
+    if args is None:
+        raise ValueError("pass args=GRPOConfig(scale_rewards='none', ...): TRL's default GRPOConfig divides rewards "
+                         "by their per-group std, which max@K advantages must not be")
+    if args.scale_rewards != "none":
+        raise ValueError(
+            f"scale_rewards={args.scale_rewards!r}: the max@K advantage '{method}' is never divided by a reward std "
+            "(that would re-weight prompts and bias the gradient); set GRPOConfig(scale_rewards='none')")
+    aggregation = getattr(args, "multi_objective_aggregation", "sum_then_normalize")
+    if aggregation != "sum_then_normalize":
+        raise ValueError(
+            f"multi_objective_aggregation={aggregation!r}: max@K needs one scalar reward per completion, the "
+            "weighted sum of the reward functions; set multi_objective_aggregation='sum_then_normalize'")
+    problem = method_size_problem(method, int(args.num_generations), k)
+    if problem:
+        raise ValueError(f"num_generations={args.num_generations} is the group size B, and with k={k}: {problem}")
+    if maxpo.METHODS[method]["binary_only"]:
+        n_funcs = len(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else 1
+        weights = list(args.reward_weights) if args.reward_weights is not None else [1.0] * n_funcs
+        if n_funcs != 1 or weights != [1.0]:
+            raise ValueError(
+                f"method '{method}' needs 0/1 rewards, but the reward is the weighted sum of {n_funcs} reward "
+                f"function(s) with weights {weights}; use one 0/1 reward function with weight 1, or a method for "
+                "any rewards (e.g. 'maxpo')")
+    eval_size = int(args.num_generations_eval or args.num_generations)
+    return method_size_problem(method, eval_size, k)
+
+
 class MaxKAdvantageMixin:
     """Mixin for TRL's ``GRPOTrainer`` (or a subclass of it) that swaps GRPO's advantage for a max@K one.
 
@@ -99,11 +169,20 @@ class MaxKAdvantageMixin:
     ``undersized`` (``"zero"`` or ``"raise"``, for groups left too small by
     unscorable completions).
 
+    The configuration is checked (:func:`check_grpo_config`) before
+    ``GRPOTrainer.__init__`` runs, so a bad setting fails before the model loads.
+
     The advantages TRL trains on (``output["advantages"]`` of
     ``_generate_and_score_completions``, and the logged ``advantages`` column) are
     ``group_advantages(rewards, row // G, k, method, scale=scale).advantages`` over
     the rewards gathered from all processes, ``G`` being ``num_generations``
-    (``num_generations_eval`` in evaluation), then sliced to this process.
+    (``num_generations_eval`` in evaluation), then sliced to this process. A group
+    left too small by unscorable completions gets advantage 0, even when it is
+    the only group of the step. Logged metrics, per generation
+    batch, over all processes: ``maxk/max@<K>`` the batch's max@K estimate (pass@K
+    for 0/1 rewards), ``maxk/no_signal_frac`` the fraction of groups whose
+    advantages are all 0, ``maxk/mean_abs_advantage`` the mean ``|A|`` over scored
+    completions, ``maxk/undersized_groups`` and ``maxk/unscored_completions`` counts.
     """
 
     def __init__(self, *args: Any, k: int, method: str = "maxpo", scale: Scale = "per_sample",
@@ -111,24 +190,17 @@ class MaxKAdvantageMixin:
         check_trl_version()
         self.maxk_k, self.maxk_method, self.maxk_scale = check_options(k, method, scale, undersized)
         self.maxk_undersized = undersized
+        given = inspect.signature(super().__init__).bind_partial(*args, **kwargs).arguments
+        config = given["args"] if "args" in given else kwargs.get("args")  # a subclass may take **kwargs
+        funcs = given["reward_funcs"] if "reward_funcs" in given else kwargs.get("reward_funcs")
+        self.maxk_eval_problem = check_grpo_config(config, funcs, self.maxk_k, self.maxk_method)
+        if self.maxk_eval_problem and config.eval_strategy != "no":
+            warnings.warn(
+                f"num_generations_eval={config.num_generations_eval} is too small for method '{method}' at k={k} "
+                f"({self.maxk_eval_problem}): evaluation advantages (and so the evaluation loss) are 0; the "
+                "evaluation rewards and maxk/ metrics are still logged", UserWarning, stacklevel=2)
         self._maxk_gathered: torch.Tensor | None = None
         super().__init__(*args, **kwargs)  # type: ignore[call-arg]
-        trainer: GRPOTrainer = self  # type: ignore[assignment]
-        if trainer.scale_rewards != "none":
-            raise ValueError(
-                f"scale_rewards={trainer.scale_rewards!r}: {type(self).__name__} uses the max@K advantage "
-                f"'{method}' and never divides it by a reward std (that would re-weight prompts and bias the "
-                "gradient); set GRPOConfig(scale_rewards='none')")
-        aggregation = getattr(trainer.args, "multi_objective_aggregation", "sum_then_normalize")
-        if aggregation != "sum_then_normalize":
-            raise ValueError(
-                f"multi_objective_aggregation={aggregation!r}: max@K needs one scalar reward per completion, the "
-                "weighted sum of the reward functions; set multi_objective_aggregation='sum_then_normalize'")
-        for label, g in (("num_generations", trainer.num_generations),
-                         ("num_generations_eval", trainer.num_generations_eval)):
-            problem = method_size_problem(self.maxk_method, int(g), self.maxk_k)
-            if problem:
-                raise ValueError(f"{label}={g} is the group size B, and with k={self.maxk_k}: {problem}")
 
     def _calculate_rewards(self, inputs: Any, prompts: Any, completions: Any, completion_ids_list: Any) -> torch.Tensor:
         """TRL's rewards (already gathered from every process); keeps a reference for the advantage step."""
@@ -137,23 +209,49 @@ class MaxKAdvantageMixin:
         self._maxk_gathered = rewards_per_func
         return rewards_per_func
 
-    def maxk_advantages(self, rewards_per_func: torch.Tensor, group_size: int) -> GroupedAdvantages:
-        """Max@K advantages for the gathered ``(N_total, n_funcs)`` reward matrix.
-
-        Scalar reward per row = ``sum_f w_f r_f`` with NaN counted as 0 (as TRL
-        does); rows where every function returned ``None`` are left out of their
-        group. Groups are consecutive runs of ``group_size`` rows.
-        """
+    def maxk_rewards(self, rewards_per_func: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scalar reward per row, ``sum_f w_f r_f`` with NaN counted as 0 (as TRL does), and
+        ``valid``: False for rows where every function returned ``None``."""
         trainer: GRPOTrainer = self  # type: ignore[assignment]
-        n = rewards_per_func.shape[0]
-        if n % group_size:
-            raise RuntimeError(f"TRL gathered {n} rewards, not a multiple of the group size {group_size}")
         weights = trainer.reward_weights.to(rewards_per_func.device, rewards_per_func.dtype)
         rewards = (rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
         valid = ~torch.isnan(rewards_per_func).all(dim=1)
+        return rewards, valid
+
+    def maxk_advantages(self, rewards_per_func: torch.Tensor, group_size: int) -> GroupedAdvantages:
+        """Max@K advantages for the gathered ``(N_total, n_funcs)`` reward matrix.
+
+        Rewards from :meth:`maxk_rewards`; rows no function could score are left out
+        of their group. Groups are consecutive runs of ``group_size`` rows; a group
+        too small for the method gets 0 (never an error: the group size was checked
+        at construction, so a small group here comes from unscorable completions).
+        """
+        n = rewards_per_func.shape[0]
+        if n % group_size:
+            raise RuntimeError(f"TRL gathered {n} rewards, not a multiple of the group size {group_size}")
+        rewards, valid = self.maxk_rewards(rewards_per_func)
         groups = torch.arange(n, device=rewards.device) // group_size
         return group_advantages(rewards, groups, self.maxk_k, self.maxk_method, scale=self.maxk_scale,
-                                valid=valid, undersized=self.maxk_undersized)  # type: ignore[arg-type]
+                                valid=valid, undersized=self.maxk_undersized,  # type: ignore[arg-type]
+                                require_usable=False)
+
+    def maxk_metrics(self, rewards_per_func: torch.Tensor, group_size: int,
+                     result: GroupedAdvantages) -> dict[str, float]:
+        """The ``maxk/`` metrics of one gathered batch (see the class docstring)."""
+        rewards, valid = self.maxk_rewards(rewards_per_func)
+        groups = torch.arange(rewards.shape[0], device=rewards.device) // group_size
+        nonempty = result.n_groups - result.empty
+        metrics = {
+            "maxk/no_signal_frac": result.no_signal / nonempty if nonempty else 1.0,
+            "maxk/mean_abs_advantage": float(result.advantages[valid].abs().double().mean()) if bool(valid.any())
+            else 0.0,
+            "maxk/undersized_groups": float(result.undersized),
+            "maxk/unscored_completions": float((~valid).sum()),
+        }
+        estimate, used = batch_maxk_estimate(rewards, groups, self.maxk_k, valid=valid)
+        if used:
+            metrics[f"maxk/max@{self.maxk_k}"] = estimate
+        return metrics
 
     def _check_groups_are_prompts(self, n: int, group_size: int) -> None:
         """Each run of ``group_size`` gathered prompts (TRL's prompt log) must be one prompt."""
@@ -185,14 +283,18 @@ class MaxKAdvantageMixin:
             raise RuntimeError(f"gathered {n_total} rewards for {trainer.accelerator.num_processes} processes of "
                                f"{n_local} completions each; unsupported TRL layout")
         self._check_groups_are_prompts(n_total, group_size)
-        result = self.maxk_advantages(gathered, group_size)
+        with warnings.catch_warnings():
+            if mode == "eval" and self.maxk_eval_problem:  # said once, at construction
+                warnings.simplefilter("ignore", RuntimeWarning)
+            result = self.maxk_advantages(gathered, group_size)
         start = trainer.accelerator.process_index * n_local
         output["advantages"] = result.advantages[start:start + n_local].to(local.device, local.dtype)
         logged = self._logs["advantages"]  # type: ignore[attr-defined]
         for _ in range(min(n_total, len(logged))):  # replace TRL's logged (GRPO) advantages
             logged.pop()
         logged.extend(result.advantages.tolist())
-        trainer._metrics[mode]["maxk/undersized_groups"].append(float(result.undersized))
+        for name, value in self.maxk_metrics(gathered, group_size, result).items():
+            trainer._metrics[mode][name].append(value)
         return output
 
 

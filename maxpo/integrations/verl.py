@@ -2,34 +2,53 @@ r"""max@K advantages as verl advantage estimators (verl 0.9.x).
 
 Importing this module registers, in verl's advantage-estimator registry
 (``verl.trainer.ppo.core_algos.register_adv_est``), one estimator per method of
-:data:`maxpo.METHODS`, named ``maxk_<method>`` (``maxk_maxpo``, ``maxk_pkpo_loo1``,
-``maxk_grpo``, ...), and ``maxpo`` as a short name for ``maxk_maxpo``. Without
-verl installed the import succeeds and registers nothing (:func:`register`
-then raises ``ImportError``).
+:data:`maxpo.METHODS` (methods added to the table appear automatically), named
+``maxk_<method>`` (``maxk_maxpo``, ``maxk_pkpo_loo1``, ``maxk_grpo``, ...), and
+``maxpo`` as a short name for ``maxk_maxpo``. Without verl installed the import
+succeeds and registers nothing (:func:`register` then raises ``ImportError``).
 
-Launch recipe
--------------
+Registration in every verl process
+----------------------------------
 verl computes advantages inside its Ray ``TaskRunner`` actor, not in the
-launching script, so the registration must run in that process. verl imports
-every module listed in ``VERL_USE_EXTERNAL_MODULES`` when it is itself imported,
-in every process::
+launching script, so the registration must run in that process. Two ways:
 
-    export VERL_USE_EXTERNAL_MODULES=maxpo.integrations.verl
+* **Entry point (automatic).** ``pip install maxpo`` (or ``pip install -e .``)
+  declares this module in the entry-point group ``verl.plugins``
+  (``pyproject.toml``: ``[project.entry-points."verl.plugins"] maxpo =
+  "maxpo.integrations.verl"``). verl 0.9.1 loads that group whenever it is
+  imported, in every process, unless ``VERL_USE_EXTERNAL_PLUGINS=none`` (a
+  comma-separated list of names loads only those, e.g. ``maxpo``). verl logs a
+  plugin that fails to load only at debug level: if ``adv_estimator=maxpo`` is
+  then unknown, use the variable below, which shows the error.
+* **Environment variable.** ``VERL_USE_EXTERNAL_MODULES=maxpo.integrations.verl``
+  makes verl import the module when verl is imported, in every process (also
+  for a ``maxpo`` that is only on ``PYTHONPATH``, not installed). A Ray cluster
+  started by ``main_ppo`` inherits it; for a cluster started beforehand pass
+  ``++ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES=maxpo.integrations.verl``.
+
+Launch recipe (:func:`launch_overrides` writes the overrides)::
+
     python -m verl.trainer.main_ppo \
-        algorithm.adv_estimator=maxpo \
-        +algorithm.maxk.k=4 \
-        actor_rollout_ref.rollout.n=8 \
-        actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum-norm \
+        ++algorithm.adv_estimator=maxpo ++algorithm.maxk.k=4 \
+        ++actor_rollout_ref.rollout.n=8 \
+        ++actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum-norm \
+        ++actor_rollout_ref.actor.loss_scale_factor=1024 \
+        ++algorithm.use_kl_in_reward=False ++algorithm.norm_adv_by_std_in_grpo=False \
         ...   # model, data, reward as for GRPO
 
-A Ray cluster started by ``main_ppo`` itself inherits the variable. For a
-cluster started beforehand (``ray start``, ``ray job submit``) pass it in the
-runtime environment as well::
+``++`` sets a key whether or not the configuration already has it (``+`` fails
+on an existing key, a plain override on a missing one).
 
-        +ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES=maxpo.integrations.verl
+The loss normaliser: ``seq-mean-token-sum-norm`` sums each response's token
+losses and divides by the number of responses and by
+``loss_scale_factor``. Left at ``null``, verl 0.9.1 uses the padded width of
+each micro-batch instead, which changes from one micro-batch to the next (the
+same response weighs differently depending on its neighbours); a constant
+(the maximum response length, ``data.max_response_length``, as in Dr. GRPO)
+keeps the gradient proportional to the advantages.
 
-Configuration (``algorithm.maxk``; the ``+`` is needed because verl's config has
-no such key; the trainer hands ``config.algorithm`` to the estimator as it is):
+Configuration (``algorithm.maxk``; the trainer hands ``config.algorithm`` to
+the estimator as it is):
 
 ``k`` (required)
     the K of max@K; ``maxpo`` needs ``k <= rollout.n - 1``.
@@ -39,18 +58,32 @@ no such key; the trainer hands ``config.algorithm`` to the estimator as it is):
     what a group too small for the method gets: ``zero`` (advantage 0, with a
     warning) or ``raise``.
 
-``algorithm.norm_adv_by_std_in_grpo`` is not used by these estimators (std
-normalisation would bias max@K gradients).
+Switches that change the objective, warned about when set (:func:`objective_warnings`):
+``algorithm.use_kl_in_reward=True`` puts the KL penalty into the token rewards,
+so max@K would be taken over the penalised reward (use
+``actor_rollout_ref.actor.use_kl_loss`` instead); ``algorithm.norm_adv_by_std_in_grpo=True``
+(verl's default) asks for std-normalised advantages, which these estimators
+never compute (it would re-weight prompts and bias the max@K gradient): the
+switch is ignored, and the warning says so.
+
+Groups with no max@K signal
+---------------------------
+A group whose max@K advantages are all zero (for pass@K under ``maxpo``: no
+correct answer, or more than ``B - K`` of them) adds nothing to the policy
+gradient; DAPO's ``algorithm.filter_groups`` drops only groups of equal rewards
+(zero std), a subset of these. :func:`drop_no_signal_groups` removes every
+group without signal from a ``DataProto`` (rows grouped by ``uid``), and
+:func:`no_signal_uids` lists them, for a trainer or recipe that filters its
+batches before the update. Keeping them is also correct: with a constant
+normaliser their zero advantages leave the gradient unbiased.
 
 What the estimator computes
 ---------------------------
 ``fn(token_level_rewards, response_mask, config, index, **ignored)``, called by
 ``verl.trainer.ppo.ray_trainer.compute_advantage``: the scalar reward of a
 response is ``token_level_rewards.sum(-1)`` (verl puts the outcome reward on
-the last response token; with ``use_kl_in_reward`` it also holds the KL
-penalty, which then becomes part of the reward max@K is taken over). Responses
-are grouped by their ``uid`` (``index``, a numpy array of strings, groups in any
-order and of any size), advantages are
+the last response token). Responses are grouped by their ``uid`` (``index``, a
+numpy array of strings, groups in any order and of any size), advantages are
 :func:`maxpo.integrations.grouping.group_advantages`, and both ``advantages``
 and ``returns`` are that value broadcast over the response tokens
 (``adv[:, None] * response_mask``), in the rewards' dtype.
@@ -60,6 +93,7 @@ Supported verl: ``>=0.9,<0.10`` (tested with 0.9.1).
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -72,8 +106,9 @@ import maxpo
 from maxpo.integrations.grouping import Scale, check_options, group_advantages, method_size_problem
 from maxpo.integrations.versions import import_supported
 
-__all__ = ["CONFIG_KEY", "ESTIMATORS", "EXTERNAL_MODULES_ENV", "SUPPORTED_VERL", "MaxKOptions",
-           "check_verl_version", "launch_overrides", "make_estimator", "read_options", "register"]
+__all__ = ["CONFIG_KEY", "ENTRY_POINT", "ESTIMATORS", "EXTERNAL_MODULES_ENV", "SUPPORTED_VERL", "MaxKOptions",
+           "check_verl_version", "drop_no_signal_groups", "launch_overrides", "make_estimator", "no_signal_uids",
+           "objective_warnings", "read_options", "register"]
 
 #: verl versions this module was written and tested against.
 SUPPORTED_VERL = ">=0.9,<0.10"
@@ -89,27 +124,56 @@ _OPTION_KEYS = ("k", "scale", "undersized")
 #: Environment that makes every verl process (the Ray TaskRunner included) import this module.
 EXTERNAL_MODULES_ENV: dict[str, str] = {"VERL_USE_EXTERNAL_MODULES": __name__}
 
+#: (group, name, value) of the entry point that ``pyproject.toml`` declares; verl loads the group on import.
+ENTRY_POINT: tuple[str, str, str] = ("verl.plugins", "maxpo", __name__)
 
-def launch_overrides(k: int, n: int, method: str = "maxpo", scale: Scale = "per_sample") -> list[str]:
+
+def launch_overrides(k: int, n: int, *, loss_scale_factor: int, method: str = "maxpo",
+                     scale: Scale = "per_sample") -> list[str]:
     """The Hydra overrides of ``verl.trainer.main_ppo`` that switch a GRPO run to max@K advantages.
 
-    ``n`` is ``actor_rollout_ref.rollout.n``, the group size B. Besides the
-    estimator and ``algorithm.maxk``, it asks for a loss normalised by a constant
-    (``seq-mean-token-sum-norm``, no length re-weighting) and no KL inside the
-    reward (a KL penalty in the reward would change what max@K maximises; use
-    ``actor_rollout_ref.actor.use_kl_loss`` for a KL term).
+    ``n`` is ``actor_rollout_ref.rollout.n``, the group size B; ``loss_scale_factor``
+    the constant that ``seq-mean-token-sum-norm`` divides by (use
+    ``data.max_response_length``). Besides the estimator and ``algorithm.maxk``,
+    the overrides ask for that constant normaliser (no length re-weighting, no
+    dependence on the micro-batch's padding), no KL inside the reward (it would
+    change what max@K maximises; use ``actor_rollout_ref.actor.use_kl_loss``) and
+    ``norm_adv_by_std_in_grpo=False`` (these estimators never normalise by a std).
+    Every override uses ``++``, which works whether or not the key exists.
     """
     k, method, scale = check_options(k, method, scale)
     problem = method_size_problem(method, int(n), k)
     if problem:
         raise ValueError(f"rollout.n={n} is the group size B, and with k={k}: {problem}")
+    if isinstance(loss_scale_factor, bool) or not isinstance(loss_scale_factor, int) or loss_scale_factor < 1:
+        raise ValueError(f"loss_scale_factor must be a positive integer (the maximum response length), "
+                         f"got {loss_scale_factor!r}")
     name = "maxpo" if method == "maxpo" else f"maxk_{method}"
-    out = [f"algorithm.adv_estimator={name}", f"+algorithm.{CONFIG_KEY}.k={k}",
-           f"actor_rollout_ref.rollout.n={int(n)}",
-           "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum-norm",
-           "algorithm.use_kl_in_reward=False"]
+    out = [f"++algorithm.adv_estimator={name}", f"++algorithm.{CONFIG_KEY}.k={k}",
+           f"++actor_rollout_ref.rollout.n={int(n)}",
+           "++actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum-norm",
+           f"++actor_rollout_ref.actor.loss_scale_factor={loss_scale_factor}",
+           "++algorithm.use_kl_in_reward=False", "++algorithm.norm_adv_by_std_in_grpo=False"]
     if scale != "per_sample":
-        out.append(f"+algorithm.{CONFIG_KEY}.scale={scale}")
+        out.append(f"++algorithm.{CONFIG_KEY}.scale={scale}")
+    return out
+
+
+def objective_warnings(config: Any, method: str = "maxpo") -> list[str]:
+    """Messages for the switches of verl's ``algorithm`` config that change (or would change) the objective.
+
+    ``use_kl_in_reward=True``: the KL penalty is inside the rewards max@K is taken
+    over. ``norm_adv_by_std_in_grpo=True``: a std normalisation that these
+    estimators ignore. Empty when neither is set.
+    """
+    out = []
+    if bool(_lookup(config, "use_kl_in_reward")):
+        out.append(f"algorithm.use_kl_in_reward=True: the token rewards include the KL penalty, so the max@K "
+                   f"estimator '{method}' maximises max@K of the penalised reward; set it False and use "
+                   "actor_rollout_ref.actor.use_kl_loss=True for a KL term")
+    if bool(_lookup(config, "norm_adv_by_std_in_grpo")):
+        out.append(f"algorithm.norm_adv_by_std_in_grpo=True is ignored by the max@K estimator '{method}': dividing "
+                   "by a per-group std would re-weight prompts and bias the max@K gradient; set it False")
     return out
 
 
@@ -143,8 +207,8 @@ def read_options(config: Any, method: str = "maxpo") -> MaxKOptions:
     if section is None:
         raise ValueError(
             f"verl's algorithm config has no '{CONFIG_KEY}' section: the max@K estimators need K, "
-            f"e.g. +algorithm.{CONFIG_KEY}.k=4 on the command line (optional: +algorithm.{CONFIG_KEY}.scale="
-            f"per_sample|sum|<number>, +algorithm.{CONFIG_KEY}.undersized=zero|raise)")
+            f"e.g. ++algorithm.{CONFIG_KEY}.k=4 on the command line (optional: ++algorithm.{CONFIG_KEY}.scale="
+            f"per_sample|sum|<number>, ++algorithm.{CONFIG_KEY}.undersized=zero|raise)")
     keys = list(section.keys()) if hasattr(section, "keys") else []
     unknown = [str(key) for key in keys if key not in _OPTION_KEYS]
     if unknown:
@@ -152,7 +216,7 @@ def read_options(config: Any, method: str = "maxpo") -> MaxKOptions:
                          f"allowed: {', '.join(_OPTION_KEYS)}")
     k = _lookup(section, "k")
     if k is None:
-        raise ValueError(f"algorithm.{CONFIG_KEY}.k is missing: set the K of max@K, e.g. +algorithm.{CONFIG_KEY}.k=4")
+        raise ValueError(f"algorithm.{CONFIG_KEY}.k is missing: set the K of max@K, e.g. ++algorithm.{CONFIG_KEY}.k=4")
     scale = _lookup(section, "scale")
     undersized = _lookup(section, "undersized")
     scale = "per_sample" if scale is None else scale
@@ -170,6 +234,8 @@ def make_estimator(method: str) -> Callable[..., tuple[torch.Tensor, torch.Tenso
     def estimator(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, config: Any = None,
                   index: np.ndarray | None = None, **_: Any) -> tuple[torch.Tensor, torch.Tensor]:
         options = read_options(config, method)
+        for message in objective_warnings(config, method):
+            warnings.warn(message, UserWarning, stacklevel=2)
         if index is None:
             raise ValueError(f"the max@K estimator '{method}' groups responses by prompt and needs the 'uid' "
                              "index from verl (data.non_tensor_batch['uid']); none was passed")
@@ -187,6 +253,36 @@ def make_estimator(method: str) -> Callable[..., tuple[torch.Tensor, torch.Tenso
         f"verl advantage estimator: '{method}' max@K advantages of the outcome rewards, grouped by uid, "
         f"K and scale from algorithm.{CONFIG_KEY}; returns (advantages, returns), both (batch, response_length).")
     return estimator
+
+
+def no_signal_uids(scores: torch.Tensor, index: np.ndarray, k: int, method: str = "maxpo") -> list[Any]:
+    """The ``uid`` of every group whose max@K advantages are all zero (it adds nothing to the gradient).
+
+    ``scores``: one scalar reward per response (``token_level_rewards.sum(-1)``);
+    ``index``: the ``uid`` per response. Groups too small for the method count as
+    without signal (their advantage is 0). Order: first appearance in ``index``.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # undersized groups are reported as silent here
+        result = group_advantages(scores, index, k, method, scale="sum", require_usable=False)
+    return result.no_signal_labels
+
+
+def drop_no_signal_groups(data: Any, k: int, method: str = "maxpo") -> tuple[Any, list[Any]]:
+    """A verl ``DataProto`` without the groups that have no max@K signal, and their ``uid``s.
+
+    Reads ``data.batch["token_level_rewards"]`` (summed per response) and
+    ``data.non_tensor_batch["uid"]``, and keeps the rows of the other groups with
+    verl's own ``DataProto.select_idxs``, in their order. Call it where a trainer
+    filters its batch before the update (DAPO's ``filter_groups`` would keep the
+    groups whose rewards differ but whose max@K advantages are all zero).
+    """
+    k, method, _ = check_options(k, method, "sum")
+    uids = np.asarray(data.non_tensor_batch["uid"], dtype=object)
+    scores = data.batch["token_level_rewards"].sum(dim=-1)
+    silent = no_signal_uids(scores, uids, k, method)
+    keep = ~np.isin(uids, np.asarray(silent, dtype=object)) if silent else np.ones(len(uids), dtype=bool)
+    return data.select_idxs(keep), silent
 
 
 def check_verl_version() -> str:
