@@ -92,12 +92,12 @@ def test_through_verls_compute_advantage(scale):
 @pytest.mark.parametrize("method", list(maxpo.METHODS))
 def test_each_method_called_the_way_verl_calls_it(method):
     data, scores, uids, mask = _batch(1, binary=True)
-    k = {"tang_loo": 3, "pkpo_loo1": 3}.get(method, 2)  # tang_loo needs k == B: only the group of 3 is usable
+    k = {"tang_loo": 3, "grpo_passk": 3, "pkpo_loo1": 3}.get(method, 2)  # k == B methods: only the group of 3 is usable
     fn = core_algos.get_adv_estimator_fn(f"maxk_{method}")
     kwargs = dict(token_level_rewards=data.batch["token_level_rewards"], response_mask=data.batch["response_mask"],
                   config=_algorithm_config(f"maxk_{method}", k=k, scale="sum"), index=data.non_tensor_batch["uid"],
                   reward_baselines=torch.zeros(len(uids)))
-    if method == "tang_loo":
+    if method in ("tang_loo", "grpo_passk"):
         with pytest.warns(RuntimeWarning, match="4 of 5 groups are too small"):
             adv, _ = fn(**kwargs)
         usable = uids == "uid-2"

@@ -21,8 +21,9 @@ The ``scale`` argument picks one of:
     Methods in the sum convention (``maxpo``, ``maxpo_pairwise``, ``pkpo_s``,
     ``pkpo_loo``, ``pkpo_loo1``, ``tang_loo``) are multiplied by ``B/K``, with ``B``
     the group's number of real samples; the others (``canonical``, ``rloo``,
-    ``dr_grpo``, ``grpo``, ``chen_passk``) are already per-sample and are left
-    as they are. Then ``maxpo`` becomes the canonical advantage
+    ``dr_grpo``, ``grpo``, ``chen_passk``, ``grpo_passk``) are already per-sample and are left
+    as they are; ``maxrl`` is multiplied by ``B``, giving MaxRL's own per-sample form
+    :math:`r_i/\bar r - 1`. Then ``maxpo`` becomes the canonical advantage
     :math:`Q_i - V_{-i}^{(K)}` (conditionally unbiased for :math:`A_K(y_i)`), and
     at ``K = 1`` it equals RLOO, ``r_i - mean_{j != i} r_j``: advantages are on the
     reward's scale, like Dr. GRPO's, so learning rates tuned for an unnormalised
@@ -72,7 +73,8 @@ Scale = Literal["per_sample", "sum"] | float
 
 #: Factor that puts each method on the per-sample scale: ``"B/K"`` for the methods
 #: whose :func:`maxpo.advantages` output sums to an unbiased ``grad J_K`` over a group,
-#: ``"1"`` for those already on a per-sample scale (``METHODS[m]["scale"]`` says which).
+#: ``"1"`` for those already on a per-sample scale (``METHODS[m]["scale"]`` says which),
+#: ``"B"`` for ``maxrl`` (a harmonic mixture of max@K gradients; times B it is r_i/rbar - 1).
 PER_SAMPLE_RULE: dict[str, str] = {
     "maxpo": "B/K",
     "maxpo_pairwise": "B/K",
@@ -80,8 +82,10 @@ PER_SAMPLE_RULE: dict[str, str] = {
     "pkpo_loo": "B/K",
     "pkpo_loo1": "B/K",
     "tang_loo": "B/K",
+    "maxrl": "B",
     "canonical": "1",
     "chen_passk": "1",
+    "grpo_passk": "1",
     "grpo": "1",
     "dr_grpo": "1",
     "rloo": "1",
@@ -153,14 +157,15 @@ def group_scale_factors(method: str, k: int, group_sizes: torch.Tensor, scale: S
     """Per-group multiplier applied to :func:`maxpo.advantages` for the chosen ``scale``.
 
     ``per_sample``: ``B_g / k`` for the methods marked ``"B/K"`` in
-    :data:`PER_SAMPLE_RULE`, else 1. ``sum``: 1. A number ``c``: ``c``.
+    :data:`PER_SAMPLE_RULE`, ``B_g`` for those marked ``"B"``, else 1. ``sum``: 1. A number ``c``: ``c``.
     Returns float64, shaped like ``group_sizes``.
     """
     sizes = group_sizes.to(torch.float64)
     if scale == "per_sample":
-        if PER_SAMPLE_RULE[method] == "B/K":
+        rule = PER_SAMPLE_RULE[method]
+        if rule == "B/K":
             return sizes / k
-        return torch.ones_like(sizes)
+        return sizes.clone() if rule == "B" else torch.ones_like(sizes)
     if scale == "sum":
         return torch.ones_like(sizes)
     return torch.full_like(sizes, float(scale))
