@@ -144,6 +144,9 @@ def check_k_spec(k: Any) -> int | Mixture:
         raise ValueError("k is an empty mapping: a mixture {K: w_K} needs at least one entry")
     pairs = []
     for key, weight in k.items():
+        if type(key) is int and type(weight) is float and key >= 1 and math.isfinite(weight):
+            pairs.append((key, weight))  # the common case, without the slower ABC checks below
+            continue
         if isinstance(key, bool) or not isinstance(key, numbers.Integral):
             raise ValueError(f"mixture key {key!r} (type {type(key).__name__}) is not an integer K: "
                              "the keys of k = {K: w_K} are the K of max@K objectives")

@@ -593,16 +593,21 @@ def _by_group_size(flat: torch.Tensor, flat_mask: torch.Tensor | None, counts: t
 def _size_error(name: str, why: str, n: int, k: int | Mixture, rows: torch.Tensor | None,
                 batch_shape: tuple[int, ...], key: int | None = None) -> ValueError:
     where = ("every group has" if rows is None else f"{group_label(int(rows[0]), batch_shape)} has")
-    what = f"k = {k}" if key is None else f"the mixture key K = {key} (k = {dict(k)})"
+    what = f"k = {k}" if isinstance(k, int) else f"the mixture key K = {key} (k = {dict(k)})"
     return ValueError(f"method '{name}' {why}; {where} B = {n} real samples and {what}")
 
 
 def _checker(name: str, check: Callable[[int, int], str | None], k: int | Mixture,
              batch_shape: tuple[int, ...]) -> Callable[[int, torch.Tensor | None], None]:
-    """A per-group-size check that raises for ``k`` (every key of a mixture) not suiting size ``n``."""
+    """A per-group-size check that raises for ``k`` (every key of a mixture) not suiting size ``n``.
+
+    Every method accepts an interval of k at each group size, so a mixture's smallest
+    and largest keys decide for all of them (keys are sorted).
+    """
+    keys = [k] if isinstance(k, int) else sorted({k[0][0], k[-1][0]})
 
     def run(n: int, rows: torch.Tensor | None) -> None:
-        for key in ([k] if isinstance(k, int) else [kk for kk, _ in k]):
+        for key in keys:
             msg = check(n, key)
             if msg:
                 raise _size_error(name, msg, n, k, rows, batch_shape, None if isinstance(k, int) else key)
@@ -644,22 +649,22 @@ def advantages(rewards: Any, k: KSpec, method: str = "maxpo", mask: Any = None) 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     info = METHODS[method]
-    flat, flat_mask, out_dtype, k, batch_shape, counts = _prepare(rewards, k, mask)
-    if not isinstance(k, int) and not info.mixtures:
+    flat, flat_mask, out_dtype, spec, batch_shape, counts = _prepare(rewards, k, mask)
+    if not isinstance(spec, int) and not info.mixtures:
         raise ValueError(f"method '{method}' does not take a mixture k = {{K: w_K}} (it is not linear in "
                          f"its K-objective); methods that do: "
                          f"{', '.join(m for m, i in METHODS.items() if i.mixtures)}")
     if info.binary_only:
         check_binary(flat, flat_mask, batch_shape, method)
     with torch.no_grad():
-        out = _by_group_size(flat, flat_mask, counts, lambda x, n: info.fn(x, k),
-                             _checker(method, info.check, k, batch_shape))
+        out = _by_group_size(flat, flat_mask, counts, lambda x, n: info.fn(x, spec),
+                             _checker(method, info.check, spec, batch_shape))
     shape = tuple(batch_shape) + (flat.shape[-1],)
     return out.to(out_dtype).reshape(shape)
 
 
 def _estimate(rewards: Any, k: KSpec, mask: Any, binary: bool) -> torch.Tensor:
-    flat, flat_mask, out_dtype, k, batch_shape, counts = _prepare(rewards, k, mask)
+    flat, flat_mask, out_dtype, spec, batch_shape, counts = _prepare(rewards, k, mask)
     name = "passk_estimate" if binary else "maxk_estimate"
     if binary:
         check_binary(flat, flat_mask, batch_shape, name)
@@ -667,13 +672,14 @@ def _estimate(rewards: Any, k: KSpec, mask: Any, binary: bool) -> torch.Tensor:
 
     def rho(x: torch.Tensor, n: int) -> torch.Tensor:
         xs = torch.sort(x, dim=-1).values.to(_WORK)
-        w = _rank_weights(n, k, xs.device).maxk if isinstance(k, int) else _mixture_maxk_weights(n, k, xs.device)
+        w = (_rank_weights(n, spec, xs.device).maxk if isinstance(spec, int)
+             else _mixture_maxk_weights(n, spec, xs.device))
         top = xs[..., -1]
         return ((xs - top.unsqueeze(-1)) * w).sum(-1) + top * w.sum()
 
     with torch.no_grad():
         out = _by_group_size(flat, flat_mask, counts, rho,
-                             _checker(name, lambda n, kk: why if kk > n else None, k, batch_shape))
+                             _checker(name, lambda n, kk: why if kk > n else None, spec, batch_shape))
     return out.to(out_dtype).reshape(batch_shape)
 
 

@@ -28,7 +28,7 @@ import itertools
 import math
 import warnings
 from fractions import Fraction
-from typing import Sequence
+from collections.abc import Sequence
 
 import sympy as sp
 import torch
@@ -118,6 +118,7 @@ def lstatistic_coefficients(name: str, k: int, m: int | None = None) -> list[Fra
     needs_m = name in ("top_mean", "bottom_mean", "trimmed_mean")
     if needs_m and (isinstance(m, bool) or not isinstance(m, int)):
         raise ValueError(f"L-statistic {name!r} needs an integer m, got {m!r}")
+    m = int(m) if needs_m else 0  # type: ignore[arg-type]
     a = [Fraction(0)] * k
     if name == "max":
         a[-1] = Fraction(1)
@@ -146,7 +147,7 @@ def lstatistic_coefficients(name: str, k: int, m: int | None = None) -> list[Fra
 
 
 def lstatistic_weights(name: str, k: int, m: int | None = None) -> dict[int, float]:
-    r"""The mixture ``{k': w_k'}`` (floats) for a named L-statistic of ``K`` samples, ready for :func:`maxpo.advantages`.
+    r"""The mixture ``{k': w_k'}`` (floats) of a named L-statistic of ``K`` samples, for :func:`maxpo.advantages`.
 
     ``maxpo.advantages(rewards, lstatistic_weights("min", 4))`` is then the unbiased,
     exactly centred advantage for :math:`E[\min \text{ of } 4]`, for every group with
@@ -198,7 +199,8 @@ def exact_mixture_advantages(rewards: Sequence[Fraction | int | float], weights:
     return out
 
 
-def precision_loss(name: str, k: int, b: int, m: int | None = None, groups: int = 4, seed: int = 0) -> dict[str, float]:
+def precision_loss(name: str, k: int, b: int, m: int | None = None, groups: int = 4,
+                   seed: int = 0) -> dict[str, float]:
     r"""Measured float64 error of the mixture advantages for a named L-statistic against exact fractions.
 
     Draws ``groups`` groups of ``b`` rewards uniform on [0, 1) (exactly representable

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import sympy as sp
 
@@ -188,9 +188,11 @@ def centring_transfers() -> sp.Expr:
     return sp.simplify(a_neg + c / (b - c) * a_pos)
 
 
-def mixture_unbiased_by_enumeration(probs: Sequence[Fraction | int | str], action_rewards: Sequence[Fraction | int | str],
-                                    b: int, weights: Mapping[int, Fraction | int | str]) -> dict[str, bool]:
-    r"""Exact check that :math:`\sum_K w_K A^{(K)}_{\rm MaxPO}` is centred and unbiased for :math:`\sum_K w_K \nabla J_K`.
+def mixture_unbiased_by_enumeration(probs: Sequence[Fraction | int | str],
+                                    action_rewards: Sequence[Fraction | int | str], b: int,
+                                    weights: Mapping[int, Fraction | int | str]) -> dict[str, bool]:
+    r"""Exact check that :math:`\sum_K w_K A^{(K)}_{\rm MaxPO}` is centred and unbiased for
+    :math:`\sum_K w_K \nabla J_K`.
 
     Enumerates every ``B``-tuple of actions of the categorical policy (rewards may be any
     rationals, not only 0/1), with the advantages from their Leave-Two-Out definition

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from fractions import Fraction
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 Number = int | float | Fraction
 
@@ -179,28 +179,31 @@ def advantages(rewards: Sequence[Number], k: int, method: str) -> list[Fraction]
     raise ValueError(f"unknown method {method!r}")
 
 
-def mixture_advantages(rewards: Sequence[Number], weights: dict[int, Number], method: str = "maxpo") -> list[Fraction]:
+def mixture_advantages(rewards: Sequence[Number], weights: Mapping[int, Number],
+                       method: str = "maxpo") -> list[Fraction]:
     """sum_K w_K A^(K): the weighted sum of the single-K definitions above (exact weights as Fractions)."""
     r = _exact(rewards)
     out = [Fraction(0)] * len(r)
     for k, w in weights.items():
-        for i, a in enumerate(advantages(r, k, method)):
-            out[i] += Fraction(w) * a
+        row: list[Fraction | float] = list(advantages(r, k, method))
+        for i, a in enumerate(row):
+            out[i] += Fraction(w) * Fraction(a)
     return out
 
 
-def mixture_ustat(rewards: Sequence[Number], weights: dict[int, Number]) -> Fraction:
+def mixture_ustat(rewards: Sequence[Number], weights: Mapping[int, Number]) -> Fraction:
     """sum_K w_K (mean over K-subsets of the subset maximum)."""
     return sum((Fraction(w) * maxk_ustat(rewards, k) for k, w in weights.items()), Fraction(0))
 
 
-def mixture_objective(probs: Sequence[Number], action_rewards: Sequence[Number], weights: dict[int, Number]) -> Fraction:
+def mixture_objective(probs: Sequence[Number], action_rewards: Sequence[Number],
+                      weights: Mapping[int, Number]) -> Fraction:
     """sum_K w_K J_K, each J_K by enumerating every K-tuple of actions."""
     return sum((Fraction(w) * maxk_objective(probs, action_rewards, k) for k, w in weights.items()), Fraction(0))
 
 
 def mixture_objective_gradient(probs: Sequence[Number], action_rewards: Sequence[Number],
-                               weights: dict[int, Number]) -> list[Fraction]:
+                               weights: Mapping[int, Number]) -> list[Fraction]:
     """sum_K w_K grad J_K with respect to the logits, each by enumeration."""
     out = [Fraction(0)] * len(probs)
     for k, w in weights.items():
