@@ -1,5 +1,7 @@
-"""Time ``maxpo.advantages`` against ``torch.sort`` of the same rewards and against the
-quadratic ``maxpo_pairwise`` form, in one run, and write the ratios with the machine.
+"""Time ``maxpo.advantages`` against ``torch.sort`` of the same rewards, against the
+quadratic ``maxpo_pairwise`` form and against a mixture objective (the harmonic mixture
+``{K: 1/K for K < B}``, MaxRL's form, the largest mixture a group of B allows), in one
+run, and write the ratios with the machine.
 
     python benchmarks/bench_advantages.py --device cpu --out benchmarks/results/cpu.json
     python benchmarks/bench_advantages.py --device cuda --out benchmarks/results/h100.json
@@ -94,16 +96,19 @@ def run(device: torch.device, sizes: list[tuple[int, int, int]], min_time: float
         rewards = torch.rand(groups, b, generator=gen).to(device=device, dtype=dtype)
         t_sort = time_call(lambda: torch.sort(rewards, dim=-1), device, min_time, 2000)
         t_maxpo = time_call(lambda: maxpo.advantages(rewards, k), device, min_time, 2000)
+        harmonic = {kk: 1.0 / kk for kk in range(1, b)}
+        t_mix = time_call(lambda: maxpo.advantages(rewards, harmonic), device, min_time, 2000)
         row: dict[str, object] = {
             "groups": groups, "B": b, "K": k, "dtype": str(dtype).replace("torch.", ""),
             "sort_s": t_sort, "maxpo_s": t_maxpo, "maxpo_over_sort": t_maxpo / t_sort,
+            "mixture_terms": b - 1, "mixture_s": t_mix, "mixture_over_maxpo": t_mix / t_maxpo,
         }
         if b <= pairwise_max_b:
             t_pair = time_call(lambda: maxpo.advantages(rewards, k, "maxpo_pairwise"), device, min_time, 20)
             row.update(pairwise_s=t_pair, pairwise_over_maxpo=t_pair / t_maxpo)
         rows.append(row)
         print(f"groups={groups:5d} B={b:5d} K={k:4d}  sort {t_sort * 1e3:9.3f} ms  maxpo {t_maxpo * 1e3:9.3f} ms"
-              f"  ratio {t_maxpo / t_sort:6.2f}x"
+              f"  ratio {t_maxpo / t_sort:6.2f}x  mixture {t_mix / t_maxpo:5.2f}x maxpo"
               + (f"  pairwise {row['pairwise_s'] * 1e3:10.1f} ms ({row['pairwise_over_maxpo']:.0f}x maxpo)"
                  if "pairwise_s" in row else ""), flush=True)
     return rows
@@ -117,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairwise-max-b", type=int, default=4096, help="largest B to time the O(B^2) form at")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", type=Path, default=None, help="write results as JSON here")
+    p.add_argument("--note", default=None, help="a remark stored with the results (e.g. a busy machine)")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -127,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     rows = run(device, SIZES, args.min_time, args.pairwise_max_b, dtype)
     result = {
-        "benchmark": "maxpo.advantages(method='maxpo') vs torch.sort and maxpo_pairwise",
+        "benchmark": "maxpo.advantages(method='maxpo') vs torch.sort, maxpo_pairwise and the harmonic mixture",
         "machine": machine(device),
         "maxpo_version": maxpo.__version__,
         "commit": git_commit(),
@@ -136,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": round(time.perf_counter() - t0, 2),
         "results": rows,
     }
+    if args.note:
+        result["note"] = args.note
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")

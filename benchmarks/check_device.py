@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if method == "maxpo_pairwise" and b > 64:
                 continue
-            k = b if method == "tang_loo" else 4
+            k = b if method in ("tang_loo", "grpo_passk") else 4
             for dtype in (torch.float32, torch.float64):
                 cpu = maxpo.advantages(rewards.to(dtype), k, method)
                 dev = maxpo.advantages(rewards.to(device=device, dtype=dtype), k, method)

@@ -2,7 +2,9 @@
 float tensors and says clearly what is wrong (which group, which value)."""
 from __future__ import annotations
 
+import math
 import numbers
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -122,3 +124,38 @@ def check_binary(flat: torch.Tensor, flat_mask: torch.Tensor | None, batch_shape
             f"{method} needs binary rewards (0 or 1), got {float(flat[g, j])} in "
             f"{group_label(g, batch_shape)} at position {j}"
         )
+
+
+#: A parsed mixture ``{K: w_K}``: ``(K, w_K)`` pairs sorted by ``K``, weights as floats.
+Mixture = tuple[tuple[int, float], ...]
+
+
+def check_k_spec(k: Any) -> int | Mixture:
+    """``k`` is an integer >= 1 (see :func:`check_k`) or a mixture mapping ``{K: w_K}``.
+
+    A mixture needs at least one entry; every key must be an integer >= 1 (bool is
+    refused) and every weight a finite real number. Returns the int, or the
+    ``(K, w_K)`` pairs sorted by ``K``. Whether each ``K`` suits a group size is the
+    method's business (checked per group).
+    """
+    if not isinstance(k, Mapping):
+        return check_k(k)
+    if len(k) == 0:
+        raise ValueError("k is an empty mapping: a mixture {K: w_K} needs at least one entry")
+    pairs = []
+    for key, weight in k.items():
+        if type(key) is int and type(weight) is float and key >= 1 and math.isfinite(weight):
+            pairs.append((key, weight))  # the common case, without the slower ABC checks below
+            continue
+        if isinstance(key, bool) or not isinstance(key, numbers.Integral):
+            raise ValueError(f"mixture key {key!r} (type {type(key).__name__}) is not an integer K: "
+                             "the keys of k = {K: w_K} are the K of max@K objectives")
+        if int(key) < 1:
+            raise ValueError(f"mixture key K = {int(key)} is out of range: every K must be >= 1")
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
+            raise ValueError(f"mixture weight {weight!r} for K = {int(key)} is not a real number")
+        w = float(weight)
+        if not math.isfinite(w):
+            raise ValueError(f"mixture weight for K = {int(key)} is not finite ({w})")
+        pairs.append((int(key), w))
+    return tuple(sorted(pairs))

@@ -21,16 +21,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import torch
 
 from maxpo._validate import (
+    Mixture,
     as_mask,
     as_reward_tensor,
     check_binary,
     check_finite,
-    check_k,
+    check_k_spec,
     group_label,
 )
 
@@ -123,27 +125,84 @@ def _q_sorted(s: _Sorted, k: int) -> torch.Tensor:
     of the same shape. Large fresh allocations cost page faults that can exceed the
     arithmetic, so the hot path reuses buffers.
     """
-    n = s.values.shape[-1]
-    w = _rank_weights(n, k, s.values.device)
-    q = torch.mul(s.values, w.tail)
+    w = _rank_weights(s.values.shape[-1], k, s.values.device)
+    return _q_weighted(s, w.own, w.tail)
+
+
+def _q_weighted(s: _Sorted, own: torch.Tensor, tail: torch.Tensor) -> torch.Tensor:
+    """``own_i r_(i) + sum_{m > i} tail_m r_(m)`` for any rank weights (see :func:`_q_sorted`).
+
+    Linear in ``(own, tail)``: a combination of several K's weights gives the same
+    combination of their Q's in one pass.
+    """
+    q = torch.mul(s.values, tail)
     torch.cumsum(q, -1, out=q)
     total = q[..., -1:].clone()
     q.neg_().add_(total)  # sum_{m > i} tail_m r_(m)  (values are <= 0 after the shift)
-    q.addcmul_(s.values, w.own)
+    q.addcmul_(s.values, own)
     torch.gather(q, -1, s.run_start, out=s.values)
     s.scratch = q
     return s.values
+
+
+@lru_cache(maxsize=256)
+def _mixture_q_weights(n: int, mix: Mixture, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Rank weights of :math:`\sum_K w_K \frac{K}{n-K} Q^{(K)}`: MaxPO's mixture before centring."""
+    own = torch.zeros(n, dtype=_WORK, device=device)
+    tail = torch.zeros(n, dtype=_WORK, device=device)
+    for k, w in mix:
+        rw = _rank_weights(n, k, device)
+        c = w * k / (n - k)
+        own.add_(rw.own, alpha=c)
+        tail.add_(rw.tail, alpha=c)
+    return own, tail
+
+
+@lru_cache(maxsize=256)
+def _mixture_maxk_weights(n: int, mix: Mixture, device: torch.device) -> torch.Tensor:
+    r"""Rank weights of :math:`\sum_K w_K \hat\rho_K` (the mixture's objective estimate)."""
+    out = torch.zeros(n, dtype=_WORK, device=device)
+    for k, w in mix:
+        out.add_(_rank_weights(n, k, device).maxk, alpha=w)
+    return out
+
+
+def _harmonic(k: int) -> Mixture:
+    """The truncated harmonic mixture ``{K: 1/K for K = 1..k}`` (MaxRL's objective at T = k)."""
+    return tuple((j, 1.0 / j) for j in range(1, k + 1))
+
+
+def _linear_mixture(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> Callable[[torch.Tensor, Any], torch.Tensor]:
+    """Extend a single-K method that is linear in its objective to mixtures: sum_K w_K fn(x, K)."""
+
+    def mixed(x: torch.Tensor, k: int | Mixture) -> torch.Tensor:
+        if isinstance(k, int):
+            return fn(x, k)
+        out = torch.zeros(x.shape, dtype=_WORK, device=x.device)
+        for kk, w in k:
+            out.add_(fn(x, kk), alpha=w)
+        return out
+
+    mixed.__name__ = fn.__name__
+    mixed.__doc__ = fn.__doc__
+    return mixed
 
 
 # --------------------------------------------------------------------------- dense methods
 # Each takes a dense (G, n) tensor of rewards (original dtype) and k, and returns the
 # (G, n) float64 advantages in the original sample order.
 
-def _maxpo(x: torch.Tensor, k: int) -> torch.Tensor:
+def _maxpo(x: torch.Tensor, k: int | Mixture) -> torch.Tensor:
+    # A = K/(n-K) (Q - mean Q); a mixture combines the rank weights of sum_K w_K K/(n-K) Q^(K)
+    # first (one sort, one pass) and centres once: sum_K w_K A^(K) by linearity.
     s = _sort_groups(x)
     n = x.shape[-1]
-    q = _q_sorted(s, k)
-    return s.unsort(q.sub_(q.mean(-1, keepdim=True)).mul_(k / (n - k)))
+    if isinstance(k, int):
+        q = _q_sorted(s, k)
+        return s.unsort(q.sub_(q.mean(-1, keepdim=True)).mul_(k / (n - k)))
+    own, tail = _mixture_q_weights(n, k, s.values.device)
+    q = _q_weighted(s, own, tail)
+    return s.unsort(q.sub_(q.mean(-1, keepdim=True)))
 
 
 def _canonical(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -246,6 +305,27 @@ def _chen_passk(x: torch.Tensor, k: int) -> torch.Tensor:
     return s.unsort(out)
 
 
+def _grpo_passk(x: torch.Tensor, k: int) -> torch.Tensor:
+    # verl 0.9.1 compute_grpo_passk_outcome_advantage: the top sample gets
+    # (r_max - r_second_max) / (std + 1e-6), Bessel-corrected std of the group; others 0.
+    # tang_loo (= pkpo_loo1 at k = n) gives the numerator, 0 for every sample when the top ties.
+    std = x.to(_WORK).std(-1, keepdim=True, correction=1)
+    return _pkpo_loo1(x, x.shape[-1]).div_(std + 1e-6)
+
+
+def _maxrl(x: torch.Tensor, k: int) -> torch.Tensor:
+    # Published form (k = n - 1): (r_i - rbar) / (n rbar), 0 when rbar = 0. Other k: the
+    # truncated harmonic mixture sum_{K<=k} (1/K) A^MaxPO_K, which it equals at k = n - 1.
+    n = x.shape[-1]
+    if k != n - 1:
+        return _maxpo(x, _harmonic(k))
+    x = x.to(_WORK)
+    rbar = x.mean(-1, keepdim=True)
+    some = rbar > 0
+    return torch.where(some, (x - rbar) / (n * torch.where(some, rbar, torch.ones_like(rbar))),
+                       torch.zeros_like(x))
+
+
 def _grpo(x: torch.Tensor, k: int) -> torch.Tensor:
     x = x.to(_WORK)
     return (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True, correction=1) + 1e-6)
@@ -279,16 +359,18 @@ def _need(lo: Callable[[int], int] | None = None, hi: Callable[[int], int] | Non
 
 @dataclass(frozen=True)
 class MethodInfo:
-    """What an advantage method computes and what it guarantees.
+    """What an advantage method computes and what it guarantees (every field named).
 
-    ``unbiased``: E[sum_i A_i grad log pi(y_i)] equals ``scale`` times grad J_K.
+    ``unbiased``: E[sum_i A_i grad log pi(y_i)] equals ``scale``.
     ``centered``: sum_i A_i = 0 in every realised batch.
-    ``offset``: E[A_i | y_i] - (K/B) A_K(y_i) for the unbiased methods (the unified view).
+    ``offset``: E[A_i | y_i] - (K/B) A_K(y_i) for the max@K-unbiased methods (the unified view).
+    ``mixtures``: ``k`` may also be a mapping ``{K: w_K}``; the advantages are then
+    sum_K w_K A_K, unbiased for sum_K w_K grad J_K (the method is linear in its K-objective).
     """
 
     name: str
     description: str
-    target: str  # "max@K" or "mean reward (max@1)"
+    target: str  # "max@K", "pass@K", "mean reward (max@1)", or a mixture of them
     unbiased: bool
     centered: bool
     binary_only: bool
@@ -296,15 +378,17 @@ class MethodInfo:
     offset: str
     requirement: str
     complexity: str
-    fn: Callable[[torch.Tensor, int], torch.Tensor] = field(repr=False)
+    fn: Callable[[torch.Tensor, Any], torch.Tensor] = field(repr=False)
     check: Callable[[int, int], str | None] = field(repr=False)
+    mixtures: bool = False
+    reference: str = ""  # the publication it implements, if any
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "description": self.description, "target": self.target,
             "unbiased": self.unbiased, "centered": self.centered, "binary_only": self.binary_only,
             "scale": self.scale, "offset": self.offset, "requirement": self.requirement,
-            "complexity": self.complexity,
+            "complexity": self.complexity, "mixtures": self.mixtures, "reference": self.reference,
         }
 
     def __getitem__(self, key: str) -> Any:  # allow METHODS[name]["centered"]
@@ -318,80 +402,145 @@ _MAXPO_WHY = (
     "baseline can keep the gradient unbiased and the advantages exactly centered "
     "(use pkpo_loo1 or tang_loo for k = B)"
 )
+_HI_B1 = _need(hi=lambda n: n - 1, why=_MAXPO_WHY)
+
+
+def _k_equals_b(n: int, k: int) -> str | None:
+    return None if n == k else (
+        "is defined only for k == B (the group is the K-sample set itself); for k < B its "
+        "generalisation is pkpo_loo1")
 
 METHODS: dict[str, MethodInfo] = {
     m.name: m
     for m in [
         MethodInfo(
-            "maxpo", "MaxPO: PKPO signal minus the Leave-Two-Out baseline, "
+            name="maxpo",
+            description="MaxPO: PKPO signal minus the Leave-Two-Out baseline, "
             "A_i = s_i - (K/B) V_{-i}^{(K)} = K/(B-K) (Q_i - mean_j Q_j)",
-            "max@K", True, True, False, "grad J_K", "0", _K_LE_B1, "O(B log B)",
-            _maxpo, _need(hi=lambda n: n - 1, why=_MAXPO_WHY)),
+            target="max@K", unbiased=True, centered=True, binary_only=False,
+            scale="grad J_K", offset="0", requirement=_K_LE_B1, complexity="O(B log B)",
+            mixtures=True, fn=_maxpo, check=_HI_B1,
+            reference="Takashiro, Nishimori, Parmas et al. 2026, arXiv 2606.06080"),
         MethodInfo(
-            "maxpo_pairwise", "MaxPO in its quadratic pairwise (antisymmetric) form: "
+            name="maxpo_pairwise",
+            description="MaxPO in its quadratic pairwise (antisymmetric) form: "
             "A_i = K/(B(B-1)) sum_{j != i} E_T[max(r_i, max T) - max(r_j, max T)]",
-            "max@K", True, True, False, "grad J_K", "0", _K_LE_B1, "O(B^2)",
-            _maxpo_pairwise, _need(hi=lambda n: n - 1, why=_MAXPO_WHY)),
+            target="max@K", unbiased=True, centered=True, binary_only=False,
+            scale="grad J_K", offset="0", requirement=_K_LE_B1, complexity="O(B^2)",
+            mixtures=True, fn=_linear_mixture(_maxpo_pairwise), check=_HI_B1,
+            reference="Takashiro, Nishimori, Parmas et al. 2026, arXiv 2606.06080"),
         MethodInfo(
-            "canonical", "Canonical finite-batch advantage Q_i - V_{-i}^{(K)} = (B/K) * maxpo",
-            "max@K", True, True, False, "(B/K) grad J_K", "0", _K_LE_B1, "O(B log B)",
-            _canonical, _need(hi=lambda n: n - 1, why="needs k <= B - 1 in every group "
-                              "(V_{-i} is a max@k estimate from the other B - 1 samples)")),
+            name="canonical",
+            description="Canonical finite-batch advantage Q_i - V_{-i}^{(K)} = (B/K) * maxpo",
+            target="max@K", unbiased=True, centered=True, binary_only=False,
+            scale="(B/K) grad J_K", offset="0", requirement=_K_LE_B1, complexity="O(B log B)",
+            fn=_canonical, check=_need(hi=lambda n: n - 1, why="needs k <= B - 1 in every group "
+                                       "(V_{-i} is a max@k estimate from the other B - 1 samples)")),
         MethodInfo(
-            "pkpo_s", "PKPO's signal without a baseline, s_i = C(B,K)^-1 sum_{S contains i} max_S "
+            name="pkpo_s",
+            description="PKPO's signal without a baseline, s_i = C(B,K)^-1 sum_{S contains i} max_S "
             "= (K/B) Q_i; sums to K * rho_hat",
-            "max@K", True, False, False, "grad J_K", "(K/B) J_K", "k <= B", "O(B log B)",
-            _pkpo_s, _need(hi=lambda n: n, why="needs k <= B samples per group "
-                           "(no unbiased max@k estimate exists from fewer than k samples)")),
+            target="max@K", unbiased=True, centered=False, binary_only=False,
+            scale="grad J_K", offset="(K/B) J_K", requirement="k <= B", complexity="O(B log B)",
+            mixtures=True, fn=_linear_mixture(_pkpo_s),
+            check=_need(hi=lambda n: n, why="needs k <= B samples per group "
+                        "(no unbiased max@k estimate exists from fewer than k samples)"),
+            reference="Walder and Karkhanis 2025 (PKPO), arXiv 2505.15201"),
         MethodInfo(
-            "pkpo_loo", "PKPO leave-one-out baseline (PKPO eq. 29): s_i - K/(B-1) V_{-i}^{(K)}; "
+            name="pkpo_loo",
+            description="PKPO leave-one-out baseline (PKPO eq. 29): s_i - K/(B-1) V_{-i}^{(K)}; "
             "sums to -K rho_hat/(B-1)",
-            "max@K", True, False, False, "grad J_K", "-K J_K / (B (B-1))", _K_LE_B1, "O(B log B)",
-            _pkpo_loo, _need(hi=lambda n: n - 1, why="needs k <= B - 1 in every group "
-                             "(its baseline is a max@k estimate from the other B - 1 samples)")),
+            target="max@K", unbiased=True, centered=False, binary_only=False,
+            scale="grad J_K", offset="-K J_K / (B (B-1))", requirement=_K_LE_B1, complexity="O(B log B)",
+            mixtures=True, fn=_linear_mixture(_pkpo_loo),
+            check=_need(hi=lambda n: n - 1, why="needs k <= B - 1 in every group "
+                        "(its baseline is a max@k estimate from the other B - 1 samples)"),
+            reference="Walder and Karkhanis 2025 (PKPO), arXiv 2505.15201"),
         MethodInfo(
-            "pkpo_loo1", "PKPO loo-1 baseline (PKPO eq. 33): s_i - (K/B) V_{-i}^{(K-1)} "
+            name="pkpo_loo1",
+            description="PKPO loo-1 baseline (PKPO eq. 33): s_i - (K/B) V_{-i}^{(K-1)} "
             "= C(B,K)^-1 sum_{S contains i} [max_S - max_{S minus i}]; never negative",
-            "max@K", True, False, False, "grad J_K", "(K/B) (J_K - J_{K-1})", "2 <= k <= B",
-            "O(B log B)",
-            _pkpo_loo1, lambda n, k: None if 2 <= k <= n else (
+            target="max@K", unbiased=True, centered=False, binary_only=False,
+            scale="grad J_K", offset="(K/B) (J_K - J_{K-1})", requirement="2 <= k <= B",
+            complexity="O(B log B)", mixtures=True, fn=_linear_mixture(_pkpo_loo1),
+            check=lambda n, k: None if 2 <= k <= n else (
                 "needs 2 <= k <= B samples per group (its baseline is a max@(k-1) estimate, "
-                "undefined for k = 1: use rloo there)")),
+                "undefined for k = 1: use rloo there)"),
+            reference="Walder and Karkhanis 2025 (PKPO), arXiv 2505.15201"),
         MethodInfo(
-            "chen_passk", "Chen et al. (2025) pass@k advantage: (Q_i - rho_hat)/sqrt(rho_hat (1 - rho_hat)), "
+            name="chen_passk",
+            description="Chen et al. (2025) pass@k advantage: (Q_i - rho_hat)/sqrt(rho_hat (1 - rho_hat)), "
             "binary rewards; data-dependent scale per prompt",
-            "pass@K", False, True, True, "not unbiased (per-prompt 1/sigma scale)", "n/a", "k <= B, binary",
-            "O(B log B)",
-            _chen_passk, _need(hi=lambda n: n, why="needs k <= B samples per group")),
+            target="pass@K", unbiased=False, centered=True, binary_only=True,
+            scale="not unbiased (per-prompt 1/sigma scale)", offset="n/a", requirement="k <= B, binary",
+            complexity="O(B log B)", fn=_chen_passk,
+            check=_need(hi=lambda n: n, why="needs k <= B samples per group"),
+            reference="Chen et al. 2025, arXiv 2508.10751"),
         MethodInfo(
-            "tang_loo", "Tang et al. (2025) leave-one-out max@K with the group as the K-set: "
+            name="tang_loo",
+            description="Tang et al. (2025) leave-one-out max@K with the group as the K-set: "
             "the best sample gets r_(B) - r_(B-1), the rest 0 (pkpo_loo1 at k = B)",
-            "max@K", True, False, False, "grad J_K", "(K/B) (J_K - J_{K-1})", "k == B", "O(B log B)",
-            _pkpo_loo1, lambda n, k: None if n == k else (
-                "is defined only for k == B (the group is the K-sample set itself); for k < B its "
-                "generalisation is pkpo_loo1")),
+            target="max@K", unbiased=True, centered=False, binary_only=False,
+            scale="grad J_K", offset="(K/B) (J_K - J_{K-1})", requirement="k == B", complexity="O(B log B)",
+            fn=_pkpo_loo1, check=_k_equals_b,
+            reference="Tang et al. 2025, arXiv 2503.19595"),
         MethodInfo(
-            "grpo", "GRPO: (r_i - mean)/(std + 1e-6), Bessel-corrected std as in verl; ignores K",
-            "mean reward (max@1)", False, True, False, "not unbiased (std normalisation)", "n/a",
-            "B >= 2", "O(B)",
-            _grpo, _need(lo=lambda k: 2, why="needs at least 2 samples per group (std of one sample)")),
+            name="grpo_passk",
+            description="verl's grpo_passk as it ships (verl 0.9.1, norm_adv_by_std_in_grpo=True, its default): "
+            "Tang et al.'s r_(B) - r_(B-1) for the best sample, divided by (std + 1e-6) of the group "
+            "(Bessel-corrected), the rest 0",
+            target="max@K", unbiased=False, centered=False, binary_only=False,
+            scale="not unbiased (per-prompt 1/std scale)", offset="n/a", requirement="k == B >= 2",
+            complexity="O(B log B)", fn=_grpo_passk,
+            check=lambda n, k: _k_equals_b(n, k) or (
+                None if n >= 2 else "needs at least 2 samples per group (verl refuses fewer; std of one sample)"),
+            reference="Tang et al. 2025, arXiv 2503.19595; verl 0.9.1 compute_grpo_passk_outcome_advantage"),
         MethodInfo(
-            "dr_grpo", "Dr. GRPO: r_i - mean (no std); ignores K; (B-1)/B times RLOO",
-            "mean reward (max@1)", True, True, False, "((B-1)/B) * B * grad J_1", "n/a", "B >= 1", "O(B)",
-            _dr_grpo, lambda n, k: None),
+            name="maxrl",
+            description="MaxRL (Tajwar et al. 2026), binary rewards: at k = B - 1 the published "
+            "A_i = (r_i - mean r)/(B mean r), 0 for an all-wrong group; it equals sum_{K=1}^{B-1} (1/K) "
+            "A^MaxPO_K. Other k (1 <= k <= B - 1) give the truncated harmonic mixture "
+            "sum_{K=1}^{k} (1/K) A^MaxPO_K",
+            target="sum_{K'<=K} (1/K') pass@K'", unbiased=True, centered=True, binary_only=True,
+            scale="sum_{K'<=K} (1/K') grad J_K'", offset="n/a", requirement="1 <= k <= B - 1, binary",
+            complexity="O(B) at k = B - 1, O(B log B) otherwise", fn=_maxrl,
+            check=_need(hi=lambda n: n - 1, why="needs 1 <= k <= B - 1 in every group: k is the "
+                        "truncation level T of the objective sum_{K<=T} (1/K) pass@K, whose K = B term "
+                        "has no centred unbiased estimate from B samples (the published estimator is k = B - 1)"),
+            reference="Tajwar et al. 2026, Maximum Likelihood Reinforcement Learning, arXiv 2602.02710"),
         MethodInfo(
-            "rloo", "RLOO: r_i - mean_{j != i} r_j; ignores K",
-            "mean reward (max@1)", True, True, False, "B * grad J_1", "n/a", "B >= 2", "O(B)",
-            _rloo, _need(lo=lambda k: 2, why="needs at least 2 samples per group (leave-one-out mean)")),
+            name="grpo",
+            description="GRPO: (r_i - mean)/(std + 1e-6), Bessel-corrected std as in verl; ignores K",
+            target="mean reward (max@1)", unbiased=False, centered=True, binary_only=False,
+            scale="not unbiased (std normalisation)", offset="n/a", requirement="B >= 2", complexity="O(B)",
+            fn=_grpo, check=_need(lo=lambda k: 2, why="needs at least 2 samples per group (std of one sample)"),
+            reference="Shao et al. 2024 (DeepSeekMath), arXiv 2402.03300"),
+        MethodInfo(
+            name="dr_grpo",
+            description="Dr. GRPO: r_i - mean (no std); ignores K; (B-1)/B times RLOO",
+            target="mean reward (max@1)", unbiased=True, centered=True, binary_only=False,
+            scale="((B-1)/B) * B * grad J_1", offset="n/a", requirement="B >= 1", complexity="O(B)",
+            fn=_dr_grpo, check=lambda n, k: None,
+            reference="Liu et al. 2025, arXiv 2503.20783"),
+        MethodInfo(
+            name="rloo",
+            description="RLOO: r_i - mean_{j != i} r_j; ignores K",
+            target="mean reward (max@1)", unbiased=True, centered=True, binary_only=False,
+            scale="B * grad J_1", offset="n/a", requirement="B >= 2", complexity="O(B)",
+            fn=_rloo, check=_need(lo=lambda k: 2, why="needs at least 2 samples per group (leave-one-out mean)"),
+            reference="Ahmadian et al. 2024, arXiv 2402.14740"),
     ]
 }
 
 
 # --------------------------------------------------------------------------- dispatch
-def _prepare(rewards: Any, k: Any, mask: Any) -> tuple[torch.Tensor, torch.Tensor | None, torch.dtype, int,
-                                                         tuple[int, ...], torch.Tensor | None]:
+KSpec = int | Mapping[int, float]
+
+
+def _prepare(rewards: Any, k: Any, mask: Any) -> tuple[torch.Tensor, torch.Tensor | None, torch.dtype,
+                                                         int | Mixture, tuple[int, ...], torch.Tensor | None]:
     t, out_dtype = as_reward_tensor(rewards)
-    k = check_k(k)
+    k = check_k_spec(k)
     m = as_mask(mask, t.shape, t.device)
     batch_shape = tuple(t.shape[:-1])
     n = t.shape[-1]
@@ -411,7 +560,7 @@ def _prepare(rewards: Any, k: Any, mask: Any) -> tuple[torch.Tensor, torch.Tenso
 
 def _by_group_size(flat: torch.Tensor, flat_mask: torch.Tensor | None, counts: torch.Tensor | None,
                    fn: Callable[[torch.Tensor, int], torch.Tensor],
-                   check: Callable[[int], None]) -> torch.Tensor:
+                   check: Callable[[int, torch.Tensor | None], None]) -> torch.Tensor:
     """Apply a dense per-group function to groups of possibly different sizes.
 
     ``fn(dense, n)`` maps ``(groups, n)`` rewards to per-sample values ``(groups, n)``
@@ -441,19 +590,44 @@ def _by_group_size(flat: torch.Tensor, flat_mask: torch.Tensor | None, counts: t
     return out
 
 
-def _size_error(name: str, why: str, n: int, k: int, rows: torch.Tensor | None,
-                batch_shape: tuple[int, ...]) -> ValueError:
+def _size_error(name: str, why: str, n: int, k: int | Mixture, rows: torch.Tensor | None,
+                batch_shape: tuple[int, ...], key: int | None = None) -> ValueError:
     where = ("every group has" if rows is None else f"{group_label(int(rows[0]), batch_shape)} has")
-    return ValueError(f"method '{name}' {why}; {where} B = {n} real samples and k = {k}")
+    what = f"k = {k}" if isinstance(k, int) else f"the mixture key K = {key} (k = {dict(k)})"
+    return ValueError(f"method '{name}' {why}; {where} B = {n} real samples and {what}")
 
 
-def advantages(rewards: Any, k: int, method: str = "maxpo", mask: Any = None) -> torch.Tensor:
-    r"""Per-sample policy-gradient advantages for the max@K objective (or pass@K).
+def _checker(name: str, check: Callable[[int, int], str | None], k: int | Mixture,
+             batch_shape: tuple[int, ...]) -> Callable[[int, torch.Tensor | None], None]:
+    """A per-group-size check that raises for ``k`` (every key of a mixture) not suiting size ``n``.
+
+    Every method accepts an interval of k at each group size, so a mixture's smallest
+    and largest keys decide for all of them (keys are sorted).
+    """
+    keys = [k] if isinstance(k, int) else sorted({k[0][0], k[-1][0]})
+
+    def run(n: int, rows: torch.Tensor | None) -> None:
+        for key in keys:
+            msg = check(n, key)
+            if msg:
+                raise _size_error(name, msg, n, k, rows, batch_shape, None if isinstance(k, int) else key)
+
+    return run
+
+
+def advantages(rewards: Any, k: KSpec, method: str = "maxpo", mask: Any = None) -> torch.Tensor:
+    r"""Per-sample policy-gradient advantages for the max@K objective (or pass@K), or a mixture.
 
     Args:
         rewards: ``(..., B)`` rewards; the last dimension is the group of ``B``
             i.i.d. samples of one prompt, leading dimensions are a batch.
-        k: the K of max@K (ignored by ``grpo``, ``dr_grpo``, ``rloo``).
+        k: the K of max@K (ignored by ``grpo``, ``dr_grpo``, ``rloo``; the truncation
+            level for ``maxrl``), or, for the methods with ``METHODS[m].mixtures``, a
+            mapping ``{K: w_K}`` for the objective :math:`\sum_K w_K J_K`: the
+            advantages are :math:`\sum_K w_K A^{(K)}`, unbiased for
+            :math:`\sum_K w_K \nabla J_K` (weights may be negative). For ``maxpo`` this
+            costs about one single-K call (one sort; the rank weights are combined
+            before the pass) and stays exactly centred.
         method: a key of :data:`METHODS`; default ``"maxpo"``, the Leave-Two-Out
             advantage :math:`A_i = \frac{K}{B-K}(Q_i - \bar Q)`, unbiased and
             exactly centered, :math:`O(B \log B)`.
@@ -465,63 +639,65 @@ def advantages(rewards: Any, k: int, method: str = "maxpo", mask: Any = None) ->
         (float64 for integer, bool, list or numpy input), without autograd graph.
 
     Raises:
-        ValueError: unknown method, ``k < 1``, ``k`` too large for the method in
-            some group (the message names it), non-finite rewards, empty groups,
-            bad mask, non-binary rewards for a binary method.
+        ValueError: unknown method, ``k < 1``, ``k`` (or a mixture key) too large for
+            the method in some group (the message names it), a mixture for a method
+            that does not take one, an empty mixture, non-integer or bool mixture
+            keys, non-finite weights, non-finite rewards, empty groups, bad mask,
+            non-binary rewards for a binary method.
         TypeError: non-numeric rewards or non-integer ``k``.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     info = METHODS[method]
-    flat, flat_mask, out_dtype, k, batch_shape, counts = _prepare(rewards, k, mask)
+    flat, flat_mask, out_dtype, spec, batch_shape, counts = _prepare(rewards, k, mask)
+    if not isinstance(spec, int) and not info.mixtures:
+        raise ValueError(f"method '{method}' does not take a mixture k = {{K: w_K}} (it is not linear in "
+                         f"its K-objective); methods that do: "
+                         f"{', '.join(m for m, i in METHODS.items() if i.mixtures)}")
     if info.binary_only:
         check_binary(flat, flat_mask, batch_shape, method)
-
-    def check(n: int, rows: torch.Tensor | None) -> None:
-        msg = info.check(n, k)
-        if msg:
-            raise _size_error(method, msg, n, k, rows, batch_shape)
-
     with torch.no_grad():
-        out = _by_group_size(flat, flat_mask, counts, lambda x, n: info.fn(x, k), check)
+        out = _by_group_size(flat, flat_mask, counts, lambda x, n: info.fn(x, spec),
+                             _checker(method, info.check, spec, batch_shape))
     shape = tuple(batch_shape) + (flat.shape[-1],)
     return out.to(out_dtype).reshape(shape)
 
 
-def _estimate(rewards: Any, k: int, mask: Any, binary: bool) -> torch.Tensor:
-    flat, flat_mask, out_dtype, k, batch_shape, counts = _prepare(rewards, k, mask)
+def _estimate(rewards: Any, k: KSpec, mask: Any, binary: bool) -> torch.Tensor:
+    flat, flat_mask, out_dtype, spec, batch_shape, counts = _prepare(rewards, k, mask)
     name = "passk_estimate" if binary else "maxk_estimate"
     if binary:
         check_binary(flat, flat_mask, batch_shape, name)
-
-    def check(n: int, rows: torch.Tensor | None) -> None:
-        if k > n:
-            raise _size_error(name, "needs k <= B samples per group (no unbiased max@k or pass@k "
-                              "estimate exists from fewer than k samples)", n, k, rows, batch_shape)
+    why = "needs k <= B samples per group (no unbiased max@k or pass@k estimate exists from fewer than k samples)"
 
     def rho(x: torch.Tensor, n: int) -> torch.Tensor:
         xs = torch.sort(x, dim=-1).values.to(_WORK)
-        w = _rank_weights(n, k, xs.device).maxk
+        w = (_rank_weights(n, spec, xs.device).maxk if isinstance(spec, int)
+             else _mixture_maxk_weights(n, spec, xs.device))
         top = xs[..., -1]
-        return ((xs - top.unsqueeze(-1)) * w).sum(-1) + top
+        return ((xs - top.unsqueeze(-1)) * w).sum(-1) + top * w.sum()
 
     with torch.no_grad():
-        out = _by_group_size(flat, flat_mask, counts, rho, check)
+        out = _by_group_size(flat, flat_mask, counts, rho,
+                             _checker(name, lambda n, kk: why if kk > n else None, spec, batch_shape))
     return out.to(out_dtype).reshape(batch_shape)
 
 
-def maxk_estimate(rewards: Any, k: int, mask: Any = None) -> torch.Tensor:
+def maxk_estimate(rewards: Any, k: KSpec, mask: Any = None) -> torch.Tensor:
     r"""Unbiased max@K estimate per group: the U-statistic over all K-subsets.
 
     :math:`\hat\rho = \sum_{i=1}^{B} \binom{i-1}{K-1}\binom{B}{K}^{-1} r_{(i)}`
     with ascending rewards; the weights sum to one. Needs ``k <= B`` in every
-    group. Returns shape ``rewards.shape[:-1]``. :math:`O(B \log B)`.
+    group. ``k`` may be a mapping ``{K: w_K}``: then the unbiased estimate of
+    :math:`\sum_K w_K J_K`, :math:`\sum_K w_K \hat\rho_K`, from one sort.
+    Returns shape ``rewards.shape[:-1]``. :math:`O(B \log B)`.
     """
     return _estimate(rewards, k, mask, binary=False)
 
 
-def passk_estimate(correct: Any, k: int, mask: Any = None) -> torch.Tensor:
+def passk_estimate(correct: Any, k: KSpec, mask: Any = None) -> torch.Tensor:
     r"""Unbiased pass@K estimate per group of binary rewards with ``c`` correct:
     :math:`1 - \binom{B-c}{K}/\binom{B}{K}` (the max@K estimate of 0/1 rewards).
-    Needs ``k <= B``; non-binary input raises ``ValueError``."""
+    Needs ``k <= B``; ``k`` may be a mixture ``{K: w_K}`` as in :func:`maxk_estimate`;
+    non-binary input raises ``ValueError``."""
     return _estimate(correct, k, mask, binary=True)

@@ -60,7 +60,13 @@ def closed_forms(compact: bool = False) -> dict[str, tuple[sp.Expr, sp.Expr]]:
     With ``compact=True`` the expressions use the symbols :data:`RHO`, :data:`Q_WRONG`,
     :data:`V_CORRECT`, :data:`V_WRONG` (see :func:`parts`) instead of binomials.
     ``grpo`` uses :math:`\epsilon = 10^{-6}` as the package does. ``tang_loo`` is the
-    ``K = B`` case of ``pkpo_loo1``'s expression.
+    ``K = B`` case of ``pkpo_loo1``'s expression, and ``grpo_passk`` divides it by the
+    group's std (only a lone correct answer gets a non-zero value). ``maxrl`` at
+    truncation ``K`` is :math:`\sum_{j \le K} \frac1j A^{(j)}_{\rm MaxPO}`: for a correct answer
+    :math:`\frac{1}{\binom{B}{c}}\sum_{m=B-K}^{B-1}\binom{m}{c}/m
+    = \big(\binom{B-1}{c} - \binom{B-1-K}{c}\big)/(c\binom{B}{c})` (absorption and the
+    hockey stick, see :mod:`maxpo.mixtures_symbolic`), :math:`(B-c)/(Bc)` at ``K = B - 1``;
+    a wrong answer gets :math:`-\frac{c}{B-c}` times that (centring).
     """
     if compact:
         rho, qw, vc, vw = RHO, Q_WRONG, V_CORRECT, V_WRONG
@@ -71,6 +77,7 @@ def closed_forms(compact: bool = False) -> dict[str, tuple[sp.Expr, sp.Expr]]:
     std = sp.sqrt(C * (B - C) / (B * (B - 1)))
     sigma = sp.sqrt(rho * (1 - rho))
     loo1 = (_binom(B - C, K - 1) / _binom(B, K), sp.Integer(0))
+    maxrl = (_binom(B - 1, C) - _binom(B - 1 - K, C)) / (C * _binom(B, C))
     return {
         "maxpo": (gap * (1 - rho), gap * (qw - rho)),
         "maxpo_pairwise": (gap * (1 - rho), gap * (qw - rho)),
@@ -79,6 +86,8 @@ def closed_forms(compact: bool = False) -> dict[str, tuple[sp.Expr, sp.Expr]]:
         "pkpo_loo": (K / B - K / (B - 1) * vc, K / B * qw - K / (B - 1) * vw),
         "pkpo_loo1": loo1,
         "tang_loo": loo1,
+        "grpo_passk": (loo1[0] / (std + sp.Rational(1, 10**6)), sp.Integer(0)),
+        "maxrl": (maxrl, -C / (B - C) * maxrl),
         "chen_passk": ((1 - rho) / sigma, (qw - rho) / sigma),
         "grpo": ((1 - C / B) / (std + sp.Rational(1, 10**6)), (-C / B) / (std + sp.Rational(1, 10**6))),
         "dr_grpo": (1 - C / B, -C / B),
@@ -110,12 +119,12 @@ def evaluate(method: str, b: int, k: int, c: int) -> tuple[Fraction | float | No
 
     Binomials outside their range are 0 (``math.comb`` convention). Exact
     rationals (the expressions are evaluated with ``Fraction`` arguments), except
-    for ``chen_passk`` and ``grpo`` (floats). A group with no spread (``c`` = 0 or B)
-    gets 0 from ``chen_passk`` and ``grpo``, and so does a batch whose pass@K
-    estimate is exactly 1 for ``chen_passk`` (as in the package).
+    for ``chen_passk``, ``grpo`` and ``grpo_passk`` (floats). A group with no spread
+    (``c`` = 0 or B) gets 0 from ``chen_passk``, ``grpo``, ``grpo_passk`` and ``maxrl``, and so
+    does a batch whose pass@K estimate is exactly 1 for ``chen_passk`` (as in the package).
     """
     args = (Fraction(b), Fraction(k), Fraction(c))
-    if method in ("chen_passk", "grpo"):
+    if method in ("chen_passk", "grpo", "grpo_passk", "maxrl"):
         rho = 1 - Fraction(_comb(b - c, k), _comb(b, k))
         if c in (0, b) or (method == "chen_passk" and rho in (0, 1)):
             return (Fraction(0) if c > 0 else None, Fraction(0) if c < b else None)

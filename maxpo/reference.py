@@ -7,14 +7,14 @@ not tautology. Costs are exponential: use small groups (B <= 8 or so).
 
 Rewards may be ints, Fractions or floats (floats are converted exactly with
 ``Fraction(float)``). Methods whose definition involves a square root
-(``grpo``, ``chen_passk``) return floats computed from exact numerators.
+(``grpo``, ``chen_passk``, ``grpo_passk``) return floats computed from exact numerators.
 """
 from __future__ import annotations
 
 import itertools
 import math
 from fractions import Fraction
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 Number = int | float | Fraction
 
@@ -149,6 +149,22 @@ def advantages(rewards: Sequence[Number], k: int, method: str) -> list[Fraction]
         if var == 0:
             return [0.0] * b
         return [float(q[i] - rho) / math.sqrt(var) for i in range(b)]
+    if method == "grpo_passk":
+        # verl 0.9.1: the top sample gets (r_max - r_second_max) / (std + 1e-6), std with
+        # Bessel's correction over the group; every other sample 0 (ties at the top give 0).
+        need(k == b and b >= 2, "k == B >= 2")
+        order = sorted(range(b), key=lambda i: r[i], reverse=True)
+        mu = _mean(r)
+        std = math.sqrt(sum((v - mu) ** 2 for v in r) / (b - 1))
+        out = [0.0] * b
+        out[order[0]] = float(r[order[0]] - r[order[1]]) / (std + 1e-6)
+        return out
+    if method == "maxrl":
+        need(1 <= k <= b - 1 and all(v in (0, 1) for v in r), "1 <= k <= B-1 and binary rewards")
+        if k == b - 1:  # Tajwar et al.: (r_i - rbar) / (B rbar), 0 for an all-wrong group
+            rbar = _mean(r)
+            return [(v - rbar) / (b * rbar) if rbar else Fraction(0) for v in r]
+        return mixture_advantages(r, {j: Fraction(1, j) for j in range(1, k + 1)}, "maxpo")
     if method == "dr_grpo":
         mu = _mean(r)
         return [v - mu for v in r]
@@ -161,6 +177,39 @@ def advantages(rewards: Sequence[Number], k: int, method: str) -> list[Fraction]
         std = math.sqrt(sum((v - mu) ** 2 for v in r) / (b - 1))
         return [float(v - mu) / (std + 1e-6) for v in r]
     raise ValueError(f"unknown method {method!r}")
+
+
+def mixture_advantages(rewards: Sequence[Number], weights: Mapping[int, Number],
+                       method: str = "maxpo") -> list[Fraction]:
+    """sum_K w_K A^(K): the weighted sum of the single-K definitions above (exact weights as Fractions)."""
+    r = _exact(rewards)
+    out = [Fraction(0)] * len(r)
+    for k, w in weights.items():
+        row: list[Fraction | float] = list(advantages(r, k, method))
+        for i, a in enumerate(row):
+            out[i] += Fraction(w) * Fraction(a)
+    return out
+
+
+def mixture_ustat(rewards: Sequence[Number], weights: Mapping[int, Number]) -> Fraction:
+    """sum_K w_K (mean over K-subsets of the subset maximum)."""
+    return sum((Fraction(w) * maxk_ustat(rewards, k) for k, w in weights.items()), Fraction(0))
+
+
+def mixture_objective(probs: Sequence[Number], action_rewards: Sequence[Number],
+                      weights: Mapping[int, Number]) -> Fraction:
+    """sum_K w_K J_K, each J_K by enumerating every K-tuple of actions."""
+    return sum((Fraction(w) * maxk_objective(probs, action_rewards, k) for k, w in weights.items()), Fraction(0))
+
+
+def mixture_objective_gradient(probs: Sequence[Number], action_rewards: Sequence[Number],
+                               weights: Mapping[int, Number]) -> list[Fraction]:
+    """sum_K w_K grad J_K with respect to the logits, each by enumeration."""
+    out = [Fraction(0)] * len(probs)
+    for k, w in weights.items():
+        for j, g in enumerate(maxk_objective_gradient(probs, action_rewards, k)):
+            out[j] += Fraction(w) * g
+    return out
 
 
 # --------------------------------------------------------------------------- categorical policy

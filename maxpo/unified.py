@@ -149,16 +149,20 @@ def _ratio(num: Sequence[Fraction], den: Sequence[Fraction], rel_tol: float) -> 
 def _tolerance(method: str) -> float:
     # grpo and chen_passk involve a square root: the reference returns floats, whose
     # exact binary values carry rounding; everything else is exact.
-    return 1e-9 if method in ("grpo", "chen_passk") else 0.0
+    return 1e-9 if method in ("grpo", "chen_passk", "grpo_passk") else 0.0
 
 
 def gradient_scale(policy: CategoricalPolicy, b: int, k: int, method: str,
-                   target_k: int | None = None) -> Fraction | None:
+                   target_k: int | dict[int, Fraction] | None = None) -> Fraction | None:
     r"""The :math:`\lambda` with :math:`E[\hat g] = \lambda \nabla J_{K'}` (:math:`K' =` ``target_k``, default K).
 
-    ``None`` when the expected gradient is not parallel to :math:`\nabla J_{K'}`.
+    ``target_k`` may be a mixture ``{K': w}``: then the target is :math:`\sum w \nabla J_{K'}`.
+    ``None`` when the expected gradient is not parallel to the target.
     """
-    grad = policy.objective_gradient(k if target_k is None else target_k)
+    target = {k if target_k is None else target_k: Fraction(1)} if not isinstance(target_k, dict) else target_k
+    grad = [Fraction(0)] * policy.n_actions
+    for kk, w in target.items():
+        grad = [g + w * d for g, d in zip(grad, policy.objective_gradient(kk))]
     return _ratio(expected_gradient(policy, b, k, method), grad, _tolerance(method))
 
 
@@ -189,14 +193,27 @@ OFFSET_FORMULAS: dict[str, Callable[[int, int, Callable[[int], Fraction]], Fract
     "-K J_K / (B (B-1))": lambda b, k, j: -Fraction(k, b * (b - 1)) * j(k),
 }
 
-#: Candidate gradient scales: label -> (which J the gradient is of, lambda as a function of B, K).
-#: Labels are spelled as in :data:`maxpo.METHODS`' ``scale`` field.
-SCALE_FORMULAS: dict[str, tuple[Callable[[int], int], Callable[[int, int], Fraction]]] = {
+def _harmonic(k: int) -> dict[int, Fraction]:
+    return {j: Fraction(1, j) for j in range(1, k + 1)}
+
+
+#: Candidate gradient scales: label -> (which J the gradient is of: a K' or a mixture {K': w},
+#: lambda as a function of B, K). Labels are spelled as in :data:`maxpo.METHODS`' ``scale`` field.
+SCALE_FORMULAS: dict[str, tuple[Callable[[int], int | dict[int, Fraction]], Callable[[int, int], Fraction]]] = {
     "grad J_K": (lambda k: k, lambda b, k: Fraction(1)),
     "(B/K) grad J_K": (lambda k: k, lambda b, k: Fraction(b, k)),
     "B * grad J_1": (lambda k: 1, lambda b, k: Fraction(b)),
     "((B-1)/B) * B * grad J_1": (lambda k: 1, lambda b, k: Fraction(b - 1)),
+    "sum_{K'<=K} (1/K') grad J_K'": (_harmonic, lambda b, k: Fraction(1)),
 }
+
+
+def _target_of(scale_label: str) -> str:
+    """The objective a scale label's gradient belongs to, in words."""
+    target = SCALE_FORMULAS[scale_label][0](2)
+    if isinstance(target, dict):
+        return "harmonic mixture of max@K' (K' <= K)"
+    return "max@K" if target == 2 else "mean reward (max@1)"
 
 
 #: Plain-text rendering of the labels of :data:`OFFSET_FORMULAS` and :data:`SCALE_FORMULAS` for tables.
@@ -209,6 +226,7 @@ FORMULA_TEXT: dict[str, str] = {
     "(B/K) grad J_K": "(B/K)·∇J_K",
     "B * grad J_1": "B·∇J_1",
     "((B-1)/B) * B * grad J_1": "(B−1)·∇J_1",
+    "sum_{K'<=K} (1/K') grad J_K'": "Σ_{K′≤K} (1/K′)·∇J_K′",
 }
 
 
@@ -292,14 +310,14 @@ def method_table(policies: Sequence[CategoricalPolicy], sizes: Sequence[tuple[in
                 scale_labels.append(labels)
                 centered &= _is_centered(batch_sums(pol, b, k, name), advantage_rows(pol, b, k, name))
                 lam = next((SCALE_FORMULAS[lab][1](b, k) for lab in labels
-                            if SCALE_FORMULAS[lab][0](2) == 2), None)
+                            if _target_of(lab) == "max@K"), None)
                 offset_labels.append(identify_offset(offset(pol, b, k, name, lam), pol, b, k)
                                      if lam is not None else [])
         scale = _common(scale_labels)
-        max_k = scale is not None and SCALE_FORMULAS[scale][0](2) == 2
+        max_k = scale is not None and _target_of(scale) == "max@K"
         rows.append({
             "method": name,
-            "target": ("max@K" if max_k else "mean reward (max@1)") if scale else "none (biased)",
+            "target": _target_of(scale) if scale else "none (biased)",
             "scale": scale,
             "unbiased": scale is not None,
             "offset": _common(offset_labels) if max_k else None,

@@ -23,7 +23,9 @@ def test_benchmark_writes_results_with_provenance(tmp_path, monkeypatch):
     data = json.loads(out.read_text())
     assert data["machine"]["torch"] and data["machine"]["device"] == "cpu" and data["commit"]
     assert [(r["groups"], r["B"], r["K"]) for r in data["results"]] == [(8, 16, 4), (2, 64, 8)]
-    assert all(r["maxpo_over_sort"] > 0 and r["pairwise_over_maxpo"] > 0 for r in data["results"])
+    assert all(r["maxpo_over_sort"] > 0 and r["pairwise_over_maxpo"] > 0 and r["mixture_over_maxpo"] > 0
+               for r in data["results"])
+    assert [r["mixture_terms"] for r in data["results"]] == [15, 63]
 
 
 def test_committed_results_have_provenance():

@@ -379,7 +379,7 @@ def test_types_and_no_grad():
 
 def test_methods_table():
     assert set(maxpo.METHODS) == {"maxpo", "maxpo_pairwise", "canonical", "pkpo_s", "pkpo_loo", "pkpo_loo1",
-                                  "chen_passk", "tang_loo", "grpo", "dr_grpo", "rloo"}
+                                  "chen_passk", "tang_loo", "grpo_passk", "maxrl", "grpo", "dr_grpo", "rloo"}
     assert maxpo.METHODS["maxpo"]["unbiased"] and maxpo.METHODS["maxpo"]["centered"]
     assert not maxpo.METHODS["pkpo_loo1"].centered and maxpo.METHODS["pkpo_loo1"].unbiased
     assert not maxpo.METHODS["grpo"].unbiased

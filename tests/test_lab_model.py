@@ -98,7 +98,7 @@ def test_derived_streams_are_stable() -> None:
 # --------------------------------------------------------------------------- loss
 def test_every_method_has_a_loss_scale() -> None:
     for m in maxpo.METHODS:
-        assert advantage_scale(m, 8, 8 if m == "tang_loo" else 4) > 0
+        assert advantage_scale(m, 8, 8 if m in ("tang_loo", "grpo_passk") else 4) > 0
     with pytest.raises(ValueError, match="unknown advantage method"):
         advantage_scale("nope", 8, 4)
 

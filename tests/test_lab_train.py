@@ -120,7 +120,7 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("method", list(maxpo.METHODS))
 def test_every_advantage_method_plugs_in(tmp_path: Path, method: str) -> None:
-    k = 4 if method == "tang_loo" else 2  # tang_loo is defined only for K = B
+    k = 4 if method in ("tang_loo", "grpo_passk") else 2  # defined only for K = B
     res = train(tiny(steps=1, method=method, k=k), tmp_path / method, show_progress=False)
     rec = read_metrics(tmp_path / method / "metrics.jsonl", "train")[0]
     assert rec["samples"] == 16 and all(v == v for v in rec.values() if isinstance(v, float))

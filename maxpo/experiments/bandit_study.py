@@ -87,6 +87,9 @@ NOMINAL: dict[str, Nominal] = {
     "pkpo_loo1": Nominal("max@K", lambda b, k: 1.0),
     "tang_loo": Nominal("max@K", lambda b, k: 1.0),
     "chen_passk": Nominal(None, None),
+    "grpo_passk": Nominal(None, None),
+    # unbiased for sum_{K'<=K} (1/K') grad J_K', not a constant multiple of grad J_K
+    "maxrl": Nominal(None, None),
     "grpo": Nominal(None, None),
     "dr_grpo": Nominal("mean", lambda b, k: b - 1.0),
     "rloo": Nominal("mean", lambda b, k: float(b)),

@@ -2,8 +2,9 @@ r"""Maze training comparison: every advantage estimator, several seeds, exact le
 
 Three experiments, each a batch of runs trained together by :func:`maxpo.maze.train`:
 
-* ``comparison`` on the ``two_goals`` maze: every max@K method at ``K`` (``tang_loo``
-  at ``K = B``, the only K it has), and the pass@1 methods ``grpo``, ``dr_grpo`` and
+* ``comparison`` on the ``two_goals`` maze: every max@K method at ``K`` (``tang_loo`` and
+  ``grpo_passk`` at ``K = B``, the only K they have; ``maxrl`` at ``k = B - 1``, the
+  published MaxRL estimator, whose objective is the harmonic mixture of pass@1..pass@(B-1)), and the pass@1 methods ``grpo``, ``dr_grpo`` and
   ``rloo`` (which ignore K), one run per seed each.
 * ``k_sweep`` on the same maze: ``maxpo`` with each ``K`` of ``k_sweep`` (``K = 1`` is
   RLOO divided by B, i.e. pass@1 training).
@@ -56,10 +57,12 @@ def quick_config(**overrides: Any) -> MazeStudyConfig:
 
 
 def method_runs(methods: tuple[str, ...], k: int, seeds: int, group_size: int) -> list[Run]:
-    """One run per method and seed: pass@1 methods get ``k = 1``, ``tang_loo`` gets ``k = B``."""
+    """One run per method and seed: pass@1 methods get ``k = 1``, ``tang_loo`` and ``grpo_passk``
+    get ``k = B``, ``maxrl`` gets ``k = B - 1`` (the published MaxRL)."""
+    fixed = {"tang_loo": group_size, "grpo_passk": group_size, "maxrl": group_size - 1}
     runs = []
     for m in methods:
-        mk = 1 if m in PASS1_METHODS else (group_size if m == "tang_loo" else k)
+        mk = 1 if m in PASS1_METHODS else fixed.get(m, k)
         runs.extend(Run(m, mk, s) for s in range(seeds))
     return runs
 

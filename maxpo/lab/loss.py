@@ -46,11 +46,13 @@ __all__ = ["advantage_scale", "LossParts", "policy_loss"]
 #: Methods whose advantages are scaled to estimate grad J_K itself (multiplied by B/K).
 _GRAD_JK_SCALED = frozenset({"maxpo", "maxpo_pairwise", "pkpo_s", "pkpo_loo", "pkpo_loo1"})
 #: Methods already on the scale of a reward difference (or std-normalised).
-_REWARD_SCALED = frozenset({"canonical", "chen_passk", "tang_loo", "grpo", "dr_grpo", "rloo"})
+_REWARD_SCALED = frozenset({"canonical", "chen_passk", "tang_loo", "grpo_passk", "grpo", "dr_grpo", "rloo"})
+#: Methods multiplied by B: maxrl, whose B-fold is MaxRL's own per-sample form r_i/rbar - 1.
+_B_SCALED = frozenset({"maxrl"})
 
 
 def advantage_scale(method: str, b: int, k: int) -> float:
-    """Factor the lab applies to ``method``'s advantages (B/K for the grad-J_K-scaled ones, else 1).
+    """Factor the lab applies to ``method``'s advantages (B/K for the grad-J_K-scaled ones, B for maxrl, else 1).
 
     Raises:
         ValueError: a method that :data:`maxpo.METHODS` lacks, or one this table has
@@ -62,7 +64,9 @@ def advantage_scale(method: str, b: int, k: int) -> float:
         return b / k
     if method in _REWARD_SCALED:
         return 1.0
-    raise ValueError(f"method {method!r} has no loss scale in maxpo.lab.loss; add it to one of the two tables")
+    if method in _B_SCALED:
+        return float(b)
+    raise ValueError(f"method {method!r} has no loss scale in maxpo.lab.loss; add it to one of the tables")
 
 
 @dataclass

@@ -1,0 +1,78 @@
+"""L-statistic objectives as signed mixtures of max@k: exact weights, advantages, precision limits."""
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from fractions import Fraction as F
+
+import pytest
+import torch
+
+import maxpo
+from maxpo import lstatistics as ls
+from maxpo import reference as ref
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 7])
+def test_spanning_proof(k):
+    assert all(ls.spanning_proof(k).values())
+
+
+def test_min_weights_are_inclusion_exclusion():
+    for k in range(1, 9):
+        assert ls.mixture_weights(ls.lstatistic_coefficients("min", k)) == \
+            {j: F((-1) ** (j + 1) * math.comb(k, j)) for j in range(1, k + 1)}
+
+
+@pytest.mark.parametrize("name, k, m", [("min", 4, None), ("median", 4, None), ("median", 5, None),
+                                         ("top_mean", 4, 2), ("bottom_mean", 3, 2), ("trimmed_mean", 5, 1),
+                                         ("mean", 3, None), ("max", 3, None)])
+def test_mixture_of_ustats_equals_the_lstatistic_by_subsets(name, k, m):
+    # sum_k w_k (max@k U-statistic) = mean over all K-subsets of the L-statistic of the subset, exactly
+    r = [F(3, 7), F(-1, 2), F(2), F(1, 3), F(1, 3), F(5, 4), F(0)]
+    a = ls.lstatistic_coefficients(name, k, m)
+    w = ls.mixture_weights(a)
+    subsets = list(itertools.combinations(r, k))
+    direct = sum((sum((aj * x for aj, x in zip(a, sorted(s))), F(0)) for s in subsets), F(0)) / len(subsets)
+    assert ref.mixture_ustat(r, w) == direct
+
+
+def test_named_weights_give_exact_advantages_batched_with_masks():
+    r = torch.tensor([[0.1, 0.7, 0.7, 0.2, 0.9, 0.4], [0.5, 0.3, 0.8, 0.1, 0.0, 0.0]], dtype=torch.float64)
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    w = ls.lstatistic_weights("median", 3)
+    got = maxpo.advantages(r, w, mask=mask)
+    exact_w = ls.mixture_weights(ls.lstatistic_coefficients("median", 3))
+    for g in range(2):
+        real = [F(float(v)) for v, keep in zip(r[g], mask[g]) if keep]
+        want = ref.mixture_advantages(real, exact_w)
+        assert want == ls.exact_mixture_advantages(real, exact_w)
+        assert [float(v) for v in got[g][mask[g]]] == pytest.approx([float(v) for v in want], abs=1e-14)
+
+
+def test_precision_thresholds_refuse_and_warn():
+    with pytest.raises(ValueError, match="L1 norm"):
+        ls.lstatistic_weights("min", 30)
+    with pytest.warns(RuntimeWarning, match="relative precision"):
+        ls.lstatistic_weights("min", 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ls.lstatistic_weights("top_mean", 30, 3)  # positive-ish weights: no precision issue
+        ls.lstatistic_weights("min", 10)
+
+
+def test_precision_loss_is_measured_against_fractions():
+    small = ls.precision_loss("min", 4, 8, groups=2)
+    large = ls.precision_loss("min", 20, 24, groups=1)
+    assert small["relative_error"] < 1e-13
+    assert large["relative_error"] > 1e3 * small["relative_error"]
+    assert large["relative_error"] < 3e-14 * large["weight_norm"]
+
+
+@pytest.mark.parametrize("args, match", [(("median", 0), "K must be"), (("top_mean", 4), "needs an integer m"),
+                                         (("top_mean", 4, 5), "1 <= m <= K"), (("trimmed_mean", 4, 2), "2 m < K"),
+                                         (("mode", 4), "unknown L-statistic")])
+def test_bad_lstatistics(args, match):
+    with pytest.raises(ValueError, match=match):
+        ls.lstatistic_weights(*args)
