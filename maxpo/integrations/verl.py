@@ -269,7 +269,7 @@ def no_signal_uids(scores: torch.Tensor, index: np.ndarray, k: int, method: str 
 
 
 def drop_no_signal_groups(data: Any, k: int, method: str = "maxpo") -> tuple[Any, list[Any]]:
-    """A verl ``DataProto`` without the groups that have no max@K signal, and their ``uid``s.
+    """A verl ``DataProto`` without the groups that have no max@K signal, and the dropped groups' ``uid`` values.
 
     Reads ``data.batch["token_level_rewards"]`` (summed per response) and
     ``data.non_tensor_batch["uid"]``, and keeps the rows of the other groups with
