@@ -126,11 +126,12 @@ def test_advantage_explorer_follows_controls() -> None:
     assert e.result["sum"] == pytest.approx(0, abs=1e-12)
     assert "centred" in e.message.value and "not centred" not in e.message.value
     assert drawn(e)["data"][0]["y"] == pytest.approx(expected, abs=1e-12)
+    assert "Σ A<sub>i</sub> = 0 (centred)" in drawn(e)["layout"]["title"]["text"]
 
     e.method.value = "pkpo_loo1"
     assert e.result["advantages"] == pytest.approx([0, 0.02, 0.06, 0.12, 0.20], abs=1e-12)
     assert e.result["sum"] == pytest.approx(0.4)
-    assert "not centred" in e.message.value
+    assert "not centred" in e.message.value and "= 0.4" in drawn(e)["layout"]["title"]["text"]
     assert drawn(e)["data"][0]["y"] == pytest.approx([0, 0.02, 0.06, 0.12, 0.20], abs=1e-12)
 
     e.method.value = "maxpo"

@@ -142,7 +142,7 @@ class AdvantageExplorer(_GroupExplorer):
         return figures.advantage_figure(res, self._rewards, self.method.value)
 
     def _caption(self, res: dict[str, Any]) -> str:
-        if abs(res["sum"]) <= 1e-12 * max(1.0, res["abs_sum"]):
+        if res["centred"]:
             total = f"<b>0</b> up to float64 rounding ({fmt(res['sum'])}): centred"
         else:
             total = f"<b>{fmt(res['sum'])}</b>: not centred"

@@ -64,9 +64,13 @@ def gradient_figure(summary: Mapping[str, Any], rewards: Sequence[float]) -> go.
 
 
 def advantage_figure(summary: Mapping[str, Any], rewards: Sequence[float], method: str) -> go.Figure:
-    """The advantage of each sample (in the order typed), coloured by method, with the group's sum in the title."""
+    """The advantage of each sample (in the order typed), coloured by method, with the group's sum in the title.
+
+    A sum that is zero up to float64 rounding (``summary["centred"]``) is shown as 0.
+    """
     samples = [f"{i + 1}: r = {r:.3g}" for i, r in enumerate(rewards)]
-    fig = viz.new_figure(title=f"{viz.method_label(method)}: Σ A<sub>i</sub> = {summary['sum']:.4g}",
+    total = "0 (centred)" if summary["centred"] else f"{summary['sum']:.4g}"
+    fig = viz.new_figure(title=f"{viz.method_label(method)}: Σ A<sub>i</sub> = {total}",
                          x_title="sample (reward)", y_title="advantage A<sub>i</sub>", height=HEIGHT)
     fig.add_trace(go.Bar(x=samples, y=summary["advantages"], marker_color=viz.method_color(method),
                          name=viz.method_label(method)))

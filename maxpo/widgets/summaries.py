@@ -78,8 +78,9 @@ def advantage_summary(rewards: Sequence[Number], k: int, method: str) -> dict[st
     """Advantages of one group and their summary statistics.
 
     Returns ``advantages`` (list, in the order typed), ``sum``, ``mean``,
-    ``variance`` (population variance across the group), ``abs_sum``, and
-    ``rho_hat`` (the max@K estimate, ``None`` if ``k > B``). Raises
+    ``variance`` (population variance across the group), ``abs_sum``,
+    ``centred`` (``|sum| <= 1e-12 * max(1, abs_sum)``: zero up to float64 rounding)
+    and ``rho_hat`` (the max@K estimate, ``None`` if ``k > B``). Raises
     ``ValueError`` with the package's message if the method does not accept
     this input (``maxpo`` at K = B, ``chen_passk`` on non-binary rewards, ...).
     """
@@ -92,6 +93,7 @@ def advantage_summary(rewards: Sequence[Number], k: int, method: str) -> dict[st
         "mean": mean,
         "variance": float(((a - mean) ** 2).mean()),
         "abs_sum": float(a.abs().sum()),
+        "centred": abs(float(a.sum())) <= 1e-12 * max(1.0, float(a.abs().sum())),
         "rho_hat": float(maxpo.maxk_estimate([float(v) for v in rewards], k)) if k <= len(rewards) else None,
     }
 
