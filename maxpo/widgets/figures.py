@@ -101,5 +101,6 @@ def precision_figure(summary: Mapping[str, Mapping[str, float]], b: int, k: int)
         fig.add_trace(go.Bar(x=names, y=[max(v, LOG_FLOOR) for v in values], name=label, marker_color=color,
                              customdata=values, hovertemplate="%{x}: %{customdata:.3e}<extra>" + label + "</extra>"))
     fig.update_yaxes(type="log", exponentformat="power")
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.12, x=0))
+    fig.update_layout(barmode="group", margin=dict(t=70),
+                      legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"))
     return fig
