@@ -47,20 +47,18 @@ def _group_size(text: str) -> int:
 
 
 class _GroupExplorer(Explorer):
-    """Rewards typed in a text box and a K slider whose maximum follows the group size ``B - k_gap``."""
-
-    k_gap = 0
+    """Rewards typed in a text box and a K slider whose maximum follows the group size B."""
 
     def _group_controls(self, rewards: str, k: int) -> None:
         self.rewards = widgets.Text(value=rewards, description="rewards", continuous_update=False, layout=_WIDE)
-        top = max(1, _group_size(rewards) - self.k_gap)
+        top = _group_size(rewards)
         self.k = widgets.IntSlider(value=min(k, top), min=1, max=top, description="K", continuous_update=False)
 
     def _read_group(self) -> list[float]:
+        """The typed rewards; the K slider's maximum becomes their number B."""
         r = parse_numbers(self.rewards.value, "reward")
-        top = max(1, len(r) - self.k_gap)
-        if self.k.max != top:
-            self.k.max = top  # clamps k.value, which triggers a nested update first
+        if self.k.max != len(r):
+            self.k.max = len(r)  # clamps k.value, which triggers a nested update first
         return r
 
 
@@ -75,11 +73,7 @@ class EstimateExplorer(_GroupExplorer):
         self._start([self.rewards, self.k], [self.rewards, self.k])
 
     def _compute(self) -> dict[str, Any]:
-        return estimate_summary(parse_fractions(self.rewards.value, "reward"), self._read_k())
-
-    def _read_k(self) -> int:
-        self._read_group()
-        return self.k.value
+        return estimate_summary(self._read_group(), self.k.value)
 
     def _figure(self, res: dict[str, Any]) -> go.Figure:
         return figures.estimate_figure(res, self.k.value)
