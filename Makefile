@@ -1,10 +1,10 @@
-# The README's two commands:  `make book`  and  `make test`.
+# The README's two commands:  `make book`  and  `make test`  (and  `make lab`  to explore live).
 # Both set up everything they need on a fresh machine (Python 3.11) first.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test setup browser clean
+.PHONY: book test lab setup browser clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,13 @@ browser:
 
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build -W --keep-going --all .
+
+# JupyterLab on the book: the chapters' .md files open as notebooks (jupytext; book/_jupyter
+# makes that the default viewer). Extra options: make lab LAB_ARGS="--port 8890 --no-browser"
+LAB_CONFIG := $(CURDIR)/book/_jupyter
+lab: $(STAMP)
+	JUPYTER_CONFIG_PATH="$(LAB_CONFIG)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+	  $(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 test: $(STAMP) browser
 	$(PY) -m pytest

@@ -30,8 +30,8 @@ does it again explicitly):
   :func:`dropdown_figure` build figures whose controls are plotly's own sliders
   and menus: pure JavaScript, so they work in the static HTML book.
 * **Tables.** :func:`html_table` renders a list of records as HTML and
-  :func:`table` wraps it for display in a chapter; the widget explorers draw
-  their compact tables with :func:`html_table_from_cells`.
+  :func:`table` wraps it for display in a chapter (:func:`html_table_from_cells`
+  builds the table from cells that are HTML already).
 """
 from __future__ import annotations
 

@@ -1,0 +1,276 @@
+"""A reader's live session, in a real browser: JupyterLab from the project's environment, one chapter run top to bottom.
+
+Starts ``jupyter lab`` (from the interpreter running the tests, with the same
+``book/_jupyter`` configuration as ``make lab``) on 127.0.0.1, on a free port,
+with a random token, no browser, and its own temporary config, runtime, data,
+settings and workspace folders. Headless Chromium (Debian's, through
+playwright) then does what the README tells a reader to do:
+
+1. open JupyterLab, double-click ``book`` and then the chapter's ``.md`` in
+   the file browser: it opens as a notebook (jupytext's viewer is the
+   default for Markdown);
+2. **Run > Run All Cells** from the menu bar;
+3. wait for the explorer to draw its plotly figure, then move the explorer's
+   K slider with the keyboard and check that the drawn bars (the SVG path
+   data of the plotly trace) changed.
+
+Every request that leaves 127.0.0.1 is blocked and recorded; the list must
+be empty. The chapter file must be unchanged afterwards (autosave is off).
+The server and its kernels are shut down even when the test fails.
+Screenshots before and after the slider move are saved under the test's
+temporary folder (printed with ``-s``), as is the test's wall time.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+#: The chapter the reader opens, and the explorer's figure inside the widget Output.
+CHAPTER = "baselines.md"
+EXPLORER_PLOT = ".widget-output .js-plotly-plot"
+#: Settings for this test only: no autosave (the chapter must stay as it is), no news or update checks.
+TEST_LAB_SETTINGS = {
+    "@jupyterlab/docmanager-extension:plugin": {"autosave": False},
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+}
+SERVER_CONFIG = {"LabApp": {"news_url": None,
+                            "check_for_updates_class": "jupyterlab.handlers.announcements.NeverCheckForUpdate"}}
+STARTUP_S = 120
+RUN_ALL_MS = 600_000
+STEP_MS = 60_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _api(base: str, token: str, path: str, method: str = "GET") -> object:
+    req = urllib.request.Request(f"{base}{path}", method=method, headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        body = resp.read()
+    return json.loads(body) if body else None
+
+
+class LabServer:
+    """A running ``jupyter lab``: base URL, token, process and log file."""
+
+    def __init__(self, root: Path) -> None:
+        self.port, self.token = _free_port(), secrets.token_hex(16)
+        self.base = f"http://127.0.0.1:{self.port}"
+        dirs = {name: root / name for name in ("config", "runtime", "data", "settings", "workspaces", "overrides")}
+        for d in dirs.values():
+            d.mkdir(parents=True)
+        (dirs["overrides"] / "labconfig").mkdir()
+        (dirs["overrides"] / "labconfig" / "default_setting_overrides.json").write_text(json.dumps(TEST_LAB_SETTINGS))
+        (dirs["config"] / "jupyter_server_config.json").write_text(json.dumps(SERVER_CONFIG))
+        env = {k: v for k, v in os.environ.items() if k not in ("MAXPO_BOOK_BUILD", "JUPYTER_PLATFORM_DIRS")}
+        env.update(
+            JUPYTER_CONFIG_DIR=str(dirs["config"]),
+            JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
+            JUPYTER_DATA_DIR=str(dirs["data"]),
+            # the repository's lab configuration (what `make lab` uses), then this test's settings
+            JUPYTER_CONFIG_PATH=os.pathsep.join([str(REPO / "book" / "_jupyter"), str(dirs["overrides"])]),
+            PYTHONPATH=os.pathsep.join(p for p in [str(REPO), env.get("PYTHONPATH", "")] if p),
+            MAXPO_QUICK="1",
+        )
+        self.log_path = root / "jupyterlab.log"
+        self._log = self.log_path.open("w")
+        cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+               f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+               f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={REPO}",
+               f"--LabApp.user_settings_dir={dirs['settings']}", f"--LabApp.workspaces_dir={dirs['workspaces']}"]
+        if os.geteuid() == 0:
+            cmd.append("--allow-root")  # the CI and development machines run as root
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
+            try:
+                _api(self.base, self.token, "/api/status")
+                return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"jupyter lab did not answer within {STARTUP_S} s:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        """Shut down every kernel and the server through the API, then make sure the process group is gone."""
+        try:
+            for kernel in _api(self.base, self.token, "/api/kernels") or []:
+                _api(self.base, self.token, f"/api/kernels/{kernel['id']}", method="DELETE")
+            _api(self.base, self.token, "/api/shutdown", method="POST")
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        finally:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait(timeout=15)
+            self._log.close()
+
+
+@pytest.fixture
+def lab_server(tmp_path: Path) -> Iterator[LabServer]:
+    server = LabServer(tmp_path / "lab")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def chromium_page(tmp_path: Path) -> Iterator[tuple[object, list[str], list[str]]]:
+    """A Chromium page that may talk to 127.0.0.1 only; yields (page, blocked requests, JS errors)."""
+    if not CHROMIUM.exists() and shutil.which("chromium") is None:
+        pytest.skip("Debian's chromium is not installed (make browser / apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    blocked: list[str] = []
+    errors: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        exe = str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium")
+        browser = pw.chromium.launch(executable_path=exe, args=LAUNCH_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1300})
+
+            def route(r: object) -> None:
+                url = r.request.url
+                if urlparse(url).hostname == "127.0.0.1" or url.startswith(("data:", "blob:", "about:")):
+                    r.continue_()
+                else:
+                    blocked.append(url)
+                    r.abort()
+
+            context.route("**/*", route)
+            page = context.new_page()
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            yield page, blocked, errors
+        finally:
+            browser.close()
+
+
+def _plot_paths(page: object) -> str:
+    """The SVG path data of every trace the explorer's figure draws."""
+    return page.evaluate(
+        f"""() => Array.from(document.querySelectorAll('{EXPLORER_PLOT} g.trace path'))
+                 .map(p => p.getAttribute('d')).join('|')""")
+
+
+def _accept_dialogs(page: object) -> None:
+    """Accept JupyterLab's dialogs as a reader would (its "Select Kernel" dialog offers Python 3)."""
+    buttons = page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
+    while buttons.count():
+        buttons.first.click()
+        page.wait_for_timeout(300)
+
+
+def _wait_until(page: object, condition_js: str, timeout_ms: int, what: str) -> None:
+    """Poll ``condition_js`` in the page (accepting dialogs meanwhile) until it holds."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while time.monotonic() < deadline:
+        _accept_dialogs(page)
+        if page.evaluate(condition_js):
+            return
+        page.wait_for_timeout(500)
+    raise AssertionError(f"timed out after {timeout_ms / 1000:.0f} s waiting for {what}")
+
+
+def _slider_value(page: object) -> str:
+    return page.locator(".widget-slider .widget-readout").first.inner_text()
+
+
+def test_reader_runs_a_chapter_and_moves_an_explorer_slider(lab_server: LabServer, chromium_page, tmp_path: Path):
+    page, blocked, errors = chromium_page
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    try:
+        _run_chapter_and_move_slider(lab_server, page, blocked, errors, shots)
+    except BaseException:
+        page.screenshot(path=str(shots / "failure.png"))
+        print(f"\nscreenshot of the failure: {shots / 'failure.png'}; server log: {lab_server.log_path}")
+        raise
+
+
+def _run_chapter_and_move_slider(lab_server: LabServer, page: object, blocked: list[str], errors: list[str],
+                                 shots: Path) -> None:
+    start = time.perf_counter()
+    chapter = REPO / "book" / CHAPTER
+    digest = hashlib.sha256(chapter.read_bytes()).hexdigest()
+
+    page.goto(f"{lab_server.base}/lab?token={lab_server.token}", wait_until="load")
+    listing = page.locator(".jp-DirListing-content")
+    listing.locator(".jp-DirListing-itemText", has_text=re.compile(r"^book$")).dblclick(timeout=STEP_MS)
+    listing.locator(".jp-DirListing-itemText", has_text=re.compile(rf"^{re.escape(CHAPTER)}$")).dblclick(
+        timeout=STEP_MS)
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-CodeCell", timeout=STEP_MS)  # a notebook, not text
+    assert page.locator(".jp-FileEditor").count() == 0, "the chapter opened as a text file, not as a notebook"
+
+    _wait_until(page, "() => (document.getElementById('jp-main-statusbar') || document.body).textContent"
+                      ".includes('Idle')", STEP_MS, "the kernel to start")
+
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    _wait_until(page, f"() => document.querySelectorAll('{EXPLORER_PLOT} g.trace path').length > 0",
+                RUN_ALL_MS, "the explorer's figure")
+    _wait_until(page, "() => !Array.from(document.querySelectorAll('.jp-InputPrompt'))"
+                      ".some(p => p.textContent.includes('*'))", RUN_ALL_MS, "every cell to run")
+    ran_s = time.perf_counter() - start
+    tracebacks = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+                              has_text="Traceback").count()
+    assert tracebacks == 0, "a cell of the chapter failed"
+
+    page.locator(".widget-slider").first.scroll_into_view_if_needed()  # the explorer's controls, figure below
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(shots / "before.png"))
+    before_value, before_paths = _slider_value(page), _plot_paths(page)
+    assert before_paths, "the explorer drew no trace"
+
+    handle = page.locator(".widget-slider .noUi-handle").first
+    handle.focus()
+    page.keyboard.press("ArrowRight")
+    _wait_until(page, f"""() => Array.from(document.querySelectorAll('{EXPLORER_PLOT} g.trace path'))
+                              .map(p => p.getAttribute('d')).join('|') !== {json.dumps(before_paths)}""",
+                STEP_MS, "the figure to change after the slider moved")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(shots / "after.png"))
+    after_value, after_paths = _slider_value(page), _plot_paths(page)
+
+    wall = time.perf_counter() - start
+    print(f"\nlive JupyterLab test: chapter ran in {ran_s:.1f} s, whole test {wall:.1f} s; "
+          f"K {before_value} -> {after_value}; screenshots in {shots}")
+    assert int(after_value) == int(before_value) + 1
+    assert after_paths != before_paths
+    assert not blocked, f"requests beyond 127.0.0.1: {blocked}"
+    assert not errors, f"JavaScript errors: {errors}"
+    assert hashlib.sha256(chapter.read_bytes()).hexdigest() == digest, f"{CHAPTER} was modified"
