@@ -182,7 +182,9 @@ WIDTHS = (1280, 390)
 #: it and the column to scroll it into view.
 _LAYOUT_JS = """() => {
   const col = document.querySelector('article.bd-article') || document.querySelector('main');
-  const colBox = col.getBoundingClientRect();
+  const colRect = col.getBoundingClientRect(), colStyle = getComputedStyle(col);
+  const padL = parseFloat(colStyle.paddingLeft), padR = parseFloat(colStyle.paddingRight);
+  const colBox = {left: colRect.left + padL, right: colRect.right - padR, width: colRect.width - padL - padR};
   const scroller = (el) => {
     for (let a = el.parentElement; a && a !== col; a = a.parentElement) {
       const ox = getComputedStyle(a).overflowX;
@@ -197,10 +199,12 @@ _LAYOUT_JS = """() => {
   };
   const items = [];
   const add = (kind, el, width) => items.push({kind, el, width});
+  // a display equation needs its own width plus its number (Sphinx floats span.eqno to the right)
   document.querySelectorAll('mjx-container[display="true"]').forEach(m => {
     const inner = m.querySelector('mjx-math') || m;
-    add('equation', m, inner.getBoundingClientRect().width + (m.querySelector('mjx-labels') ?
-        m.querySelector('mjx-labels').getBoundingClientRect().width : 0));
+    const box = m.closest('div.math');
+    const eqno = box ? box.querySelector('span.eqno') : null;
+    add('equation', m, inner.getBoundingClientRect().width + (eqno ? eqno.getBoundingClientRect().width + 8 : 0));
   });
   col.querySelectorAll('table').forEach(t => add('table', t, t.getBoundingClientRect().width));
   col.querySelectorAll('.plotly-graph-div, img').forEach(f => add('figure', f, f.getBoundingClientRect().width));

@@ -45,10 +45,9 @@ def _band(x: Sequence[float], lo: Sequence[float], hi: Sequence[float], color: s
 
 
 def _dropdown(options: dict[str, Any], make_traces: Any, **layout: Any) -> go.Figure:
-    """:func:`maxpo.viz.dropdown_figure` with the menu at the top left, where a title would be
-    (the book's figure captions say what a figure shows)."""
-    layout["margin"] = {**layout.get("margin", {}), "t": 70}
-    return viz.dropdown_figure(options, make_traces, x=0.0, y=1.16, **layout)
+    """:func:`maxpo.viz.dropdown_figure` with the menu above the top left of the plot, where a
+    title would be (the book's figure captions say what a figure shows); the legend is below."""
+    return viz.dropdown_figure(options, make_traces, **layout)
 
 
 def _problem_options(result: dict[str, Any]) -> dict[str, str]:
@@ -113,8 +112,8 @@ def bias_figure(result: dict[str, Any], b: int, k: int) -> go.Figure:
 
     return _dropdown(
         _problem_options(result), traces,
-        height=520, yaxis_title="‖mean ĝ − ∇J<sub>K</sub>‖ / ‖∇J<sub>K</sub>‖",
-        legend=dict(orientation="h", x=0.3, y=1.13), xaxis=dict(tickangle=-30), margin=dict(b=150),
+        height=560, yaxis_title="‖mean ĝ − ∇J<sub>K</sub>‖ / ‖∇J<sub>K</sub>‖",
+        xaxis=dict(tickangle=-30),
     )
 
 
@@ -230,15 +229,15 @@ def snr_figure(result: dict[str, Any], b: int, k: int) -> go.Figure:
             go.Bar(x=labels, y=col("snr"), name="SNR = ‖E ĝ‖² / tr Cov ĝ",
                    marker_color=[viz.method_color(m) for m in methods], customdata=col("snr_se", Z95),
                    hovertemplate="%{x}<br>SNR %{y:.4f} ± %{customdata:.4f}<extra></extra>"),
-            go.Scatter(x=labels, y=col("cosine"), name="mean cos(ĝ, ∇J_K)", mode="markers", yaxis="y2",
+            go.Scatter(x=labels, y=col("cosine"), name="mean cos(ĝ, ∇J<sub>K</sub>)", mode="markers", yaxis="y2",
                        marker=dict(symbol="diamond", size=11, color="#222"), customdata=col("cosine_se", Z95),
                        hovertemplate="%{x}<br>cosine %{y:.4f} ± %{customdata:.4f}<extra></extra>"),
         ]
 
     return _dropdown(
-        _problem_options(result), traces, height=500, yaxis=dict(title="SNR (bars)", type="log"),
+        _problem_options(result), traces, yaxis=dict(title="SNR (bars)", type="log"),
         yaxis2=dict(title="mean cosine (diamonds)", overlaying="y", side="right", showgrid=False),
-        legend=dict(orientation="h", x=0.3, y=1.13), xaxis=dict(tickangle=-30), margin=dict(b=150, r=70),
+        xaxis=dict(tickangle=-30), height=540, margin=dict(r=70),
     )
 
 
@@ -335,7 +334,7 @@ def k_sweep_figure(exp: dict[str, Any], ks: Sequence[int] = (1, 8)) -> go.Figure
         return out
 
     fig = viz.slider_figure(keys, traces, label="training K", active=keys.index("8") if "8" in keys else 0,
-                            title="MaxPO trained for max@K: the effect of K", height=520,
+                            height=520,
                             xaxis_title="training step", yaxis_title="exact value (mean over seeds)")
     fig.update_yaxes(range=[-0.02, 1.02])
     return fig
