@@ -236,8 +236,8 @@ def snr_figure(result: dict[str, Any], b: int, k: int) -> go.Figure:
 
     return _dropdown(
         _problem_options(result), traces, yaxis=dict(title="SNR (bars)", type="log"),
-        yaxis2=dict(title="mean cosine (diamonds)", overlaying="y", side="right", showgrid=False),
-        xaxis=dict(tickangle=-30), height=540, margin=dict(r=70),
+        yaxis2=dict(title="cosine (◆)", overlaying="y", side="right", showgrid=False),
+        xaxis=dict(tickangle=-30), height=540, margin=dict(l=50, r=40),
     )
 
 
