@@ -429,12 +429,17 @@ def html_table_from_cells(header: Sequence[str], rows: Sequence[Sequence[str]]) 
 
 
 def html_table(records: Sequence[Mapping[str, Any]]) -> str:
-    """An HTML table of ``records`` (one dict per row, the first row's keys as columns, values escaped), scrollable."""
+    """An HTML table of ``records`` (one dict per row, the first row's keys as columns, values escaped), scrollable.
+
+    The wrapper carries MathJax's ``mathjax_process`` class, so inline math written
+    as ``\\(...\\)`` in a cell is typeset on the page (cell outputs are otherwise skipped).
+    """
     if not records:
         return "<p>(no rows)</p>"
     header = list(records[0])
     rows = [[html.escape(str(r.get(h, ""))) for h in header] for r in records]
-    return f'<div style="overflow-x:auto;font-size:0.85em">{html_table_from_cells(header, rows)}</div>'
+    return (f'<div class="mathjax_process" style="overflow-x:auto;font-size:0.85em">'
+            f'{html_table_from_cells(header, rows)}</div>')
 
 
 def table(records: Sequence[Mapping[str, Any]]) -> HTML:
