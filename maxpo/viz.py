@@ -69,6 +69,7 @@ __all__ = [
     "setup",
     "show",
     "slider_figure",
+    "wrap_label",
     "table",
 ]
 
@@ -414,6 +415,20 @@ def dropdown_figure(
         **layout,
     )
     return fig
+
+
+def wrap_label(text: str, width: int = 40) -> str:
+    """``text`` broken into lines of at most about ``width`` characters with ``<br>``, at spaces.
+
+    Plotly never wraps a legend entry; a long one runs off a phone screen.
+    """
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
 
 
 # --- tables ---

@@ -31,3 +31,11 @@ def test_slider_figure_puts_the_legend_above_and_keeps_a_callers_choice() -> Non
     assert fig.layout.legend.yref == "paper" and fig.layout.legend.x == 0.9
     fig = viz.new_figure(legend=dict(x=0.01, y=0.98))
     assert fig.layout.legend.yref == "paper"
+
+
+def test_wrap_label_breaks_long_legend_entries_at_spaces() -> None:
+    text = "AMD EPYC, 1 thread, MALLOC_MMAP_THRESHOLD_=1000000000, MALLOC_TRIM_THRESHOLD_=1000000000"
+    wrapped = viz.wrap_label(text, 38)
+    assert wrapped.replace("<br>", " ") == text
+    assert all(len(line) <= 38 or " " not in line for line in wrapped.split("<br>"))
+    assert viz.wrap_label("short") == "short"
