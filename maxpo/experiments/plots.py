@@ -237,7 +237,7 @@ def snr_figure(result: dict[str, Any], b: int, k: int) -> go.Figure:
     return _dropdown(
         _problem_options(result), traces, yaxis=dict(title="SNR (bars)", type="log"),
         yaxis2=dict(title="cosine (◆)", overlaying="y", side="right", showgrid=False),
-        xaxis=dict(tickangle=-30), height=540, margin=dict(l=50, r=40),
+        xaxis=dict(tickangle=-90), height=560, margin=dict(l=50, r=40),
     )
 
 
