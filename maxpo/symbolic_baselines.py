@@ -262,22 +262,30 @@ def own_reward_free(b: int, k: int) -> dict[str, bool]:
 
 
 def loo1_sign_certificate(b: int, k: int) -> dict[str, object]:
-    """Gap coefficients of PKPO loo-1 and MaxPO at ``(B, K)``.
+    """Gap coefficients of PKPO loo-1 and MaxPO at ``(B, K)``, with gaps d_m = r_(m+1) - r_(m).
 
     Returns ``loo1_nonnegative`` (every sample: r_1 coefficient 0, every gap
-    coefficient >= 0, so loo-1 >= 0 for every sorted batch), the coefficient
-    lists, and ``maxpo_lowest_gap_coefficients`` (MaxPO for the lowest sample: all
-    gap coefficients <= 0 and some < 0, so it is negative whenever rewards differ).
+    coefficient >= 0, so loo-1 >= 0 for every sorted batch), ``loo1_top_pattern``
+    (the best sample: gap coefficients 0 for m < K-1 and > 0 for m >= K-1, so its
+    loo-1 advantage is positive exactly when r_(K-1) < r_(B), i.e. when at most
+    B-K+1 samples tie at the top), the coefficient lists, and, for K <= B-1,
+    ``maxpo_lowest_pattern`` (the worst sample's MaxPO advantage: gap
+    coefficients 0 for m < K and < 0 for m >= K, so it is negative exactly when
+    r_(K) < r_(B), i.e. when at most B-K samples tie at the top).
     """
     r = sorted_reward_symbols(b)
     defs = advantage_definitions(r, k)
     loo1 = [gap_coefficients(a, r) for a in defs["pkpo_loo1"]]
     nonneg = all(c0 == 0 and all(c >= 0 for c in cs) for c0, cs in loo1)
-    out: dict[str, object] = {"loo1_nonnegative": nonneg, "loo1_coefficients": loo1}
+    top0, top = loo1[-1]
+    top_pattern = top0 == 0 and all((c > 0) if m >= k - 1 else (c == 0) for m, c in enumerate(top, start=1))
+    out: dict[str, object] = {"loo1_nonnegative": nonneg, "loo1_top_pattern": top_pattern,
+                              "loo1_coefficients": loo1}
     if k <= b - 1:
         c0, cs = gap_coefficients(defs["maxpo"][0], r)
         out["maxpo_lowest_gap_coefficients"] = (c0, cs)
-        out["maxpo_lowest_negative"] = c0 == 0 and all(c <= 0 for c in cs) and any(c < 0 for c in cs)
+        out["maxpo_lowest_pattern"] = c0 == 0 and all(
+            (c < 0) if m >= k else (c == 0) for m, c in enumerate(cs, start=1))
     return out
 
 

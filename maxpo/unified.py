@@ -42,6 +42,7 @@ from maxpo import reference
 
 __all__ = [
     "CategoricalPolicy",
+    "FORMULA_TEX",
     "FORMULA_TEXT",
     "OFFSET_FORMULAS",
     "SCALE_FORMULAS",
@@ -49,6 +50,7 @@ __all__ = [
     "batch_sums",
     "conditional_mean",
     "expected_gradient",
+    "formula_math",
     "gradient_moments",
     "gradient_scale",
     "identify_offset",
@@ -262,6 +264,28 @@ def reward_type(method: str) -> str:
             return "binary (pass@K)"
         raise
     return "real"
+
+
+#: LaTeX for the labels of :data:`OFFSET_FORMULAS` and :data:`SCALE_FORMULAS`, typeset by MathJax in tables.
+FORMULA_TEX: dict[str, str] = {
+    "0": r"0",
+    "(K/B) J_K": r"\tfrac{K}{B} J_K",
+    "(K/B) (J_K - J_{K-1})": r"\tfrac{K}{B}(J_K - J_{K-1})",
+    "-K J_K / (B (B-1))": r"-\tfrac{K J_K}{B(B-1)}",
+    "grad J_K": r"\nabla J_K",
+    "(B/K) grad J_K": r"\tfrac{B}{K}\nabla J_K",
+    "B * grad J_1": r"B\,\nabla J_1",
+    "((B-1)/B) * B * grad J_1": r"(B-1)\nabla J_1",
+}
+
+
+def formula_math(label: str | None) -> str:
+    """Inline math ``\\(...\\)`` for a formula label (plain text if no LaTeX is known, a dash for None)."""
+    if label is None:
+        return "—"
+    if label in FORMULA_TEX:
+        return r"\(" + FORMULA_TEX[label] + r"\)"
+    return FORMULA_TEXT.get(label, label)
 
 
 def _is_centered(sums: Sequence[Fraction], rows: Sequence[Sequence[Number]]) -> bool:

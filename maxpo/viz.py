@@ -57,6 +57,7 @@ __all__ = [
     "TEMPLATE_NAME",
     "BOOK_BUILD_ENV",
     "BookRenderer",
+    "LEGEND_ABOVE",
     "building_book",
     "dropdown_figure",
     "figure_html",
@@ -68,6 +69,7 @@ __all__ = [
     "setup",
     "show",
     "slider_figure",
+    "wrap_label",
     "table",
 ]
 
@@ -209,7 +211,10 @@ def _template() -> go.layout.Template:
             margin=dict(l=60, r=20, t=40, b=55),
             hoverlabel=dict(font=dict(family=_FONT)),
             hovermode="closest",
-            legend=dict(bgcolor="rgba(255,255,255,0.7)"),
+            # Below the plot, in a row that wraps: a legend on the right would squeeze the
+            # plot area to a sliver on a phone (and does so on a desktop when the names are long).
+            legend=dict(bgcolor="rgba(255,255,255,0.7)", orientation="h", x=0, xanchor="left",
+                        y=0, yanchor="bottom", yref="container"),
             xaxis=axis,
             yaxis=axis,
         )
@@ -237,6 +242,29 @@ def show(fig: go.Figure) -> go.Figure:
     return fig
 
 
+#: Where a legend goes when a figure has a slider below its plot: above the plot.
+LEGEND_ABOVE: dict[str, Any] = dict(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom", yref="paper")
+
+
+def _paper_legend(layout: dict[str, Any], default: Mapping[str, Any] | None = None) -> None:
+    """Give a caller's ``legend`` paper coordinates unless it names its own ``yref``.
+
+    The template puts legends at the bottom of the figure in container coordinates;
+    a position such as ``y=1.02`` given by a caller means the plot's paper
+    coordinates, as it does in plain plotly. ``default`` is used when the caller
+    gives no legend at all.
+    """
+    legend = layout.get("legend")
+    if legend is None:
+        if default is not None:
+            layout["legend"] = dict(default)
+        return
+    legend = dict(legend) if isinstance(legend, Mapping) else legend.to_plotly_json()
+    if any(key in legend for key in ("x", "y")):
+        legend.setdefault("yref", "paper")
+    layout["legend"] = legend
+
+
 def new_figure(
     *,
     title: str | None = None,
@@ -247,6 +275,7 @@ def new_figure(
 ) -> go.Figure:
     """An empty figure in the book's style with axis titles and a fixed height."""
     fig = go.Figure()
+    _paper_legend(layout)
     fig.update_layout(title=title, height=height, **layout)
     fig.update_xaxes(title_text=x_title)
     fig.update_yaxes(title_text=y_title)
@@ -334,6 +363,7 @@ def slider_figure(
     changes for that step (a title, an axis range). ``layout`` is applied once.
     """
     fig, steps = _build_steps(values, make_traces, layout_for, active)
+    _paper_legend(layout, default=LEGEND_ABOVE)  # the slider sits below the plot
     labels = list(step_labels) if step_labels is not None else [str(v) for v in values]
     if len(labels) != len(values):
         raise ValueError(f"{len(labels)} step labels for {len(values)} values")
@@ -358,15 +388,22 @@ def dropdown_figure(
     active: int = 0,
     layout_for: Callable[[Any], Mapping[str, Any]] | None = None,
     x: float = 0.0,
-    y: float = 1.18,
+    y: float = 1.03,
     **layout: Any,
 ) -> go.Figure:
     """A figure with a plotly dropdown menu: ``options`` maps menu labels to values.
 
     Same contract as :func:`slider_figure` for ``make_traces`` and ``layout_for``.
+    The menu sits just above the plot's top left corner (``x``, ``y`` in paper
+    coordinates, anchored at its bottom left), in a top margin of at least 60 px;
+    the legend stays below the plot, so the open menu never hides it.
     """
     labels = list(options)
     fig, steps = _build_steps([options[k] for k in labels], make_traces, layout_for, active)
+    _paper_legend(layout)
+    margin = dict(layout.pop("margin", None) or {})
+    margin["t"] = max(60, margin.get("t", 0))
+    layout["margin"] = margin
     fig.update_layout(
         updatemenus=[
             dict(
@@ -375,13 +412,27 @@ def dropdown_figure(
                 x=x,
                 y=y,
                 xanchor="left",
-                yanchor="top",
+                yanchor="bottom",
                 buttons=_control_steps(labels, steps),
             )
         ],
         **layout,
     )
     return fig
+
+
+def wrap_label(text: str, width: int = 40) -> str:
+    """``text`` broken into lines of at most about ``width`` characters with ``<br>``, at spaces.
+
+    Plotly never wraps a legend entry; a long one runs off a phone screen.
+    """
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
 
 
 # --- tables ---
@@ -397,12 +448,17 @@ def html_table_from_cells(header: Sequence[str], rows: Sequence[Sequence[str]]) 
 
 
 def html_table(records: Sequence[Mapping[str, Any]]) -> str:
-    """An HTML table of ``records`` (one dict per row, the first row's keys as columns, values escaped), scrollable."""
+    """An HTML table of ``records`` (one dict per row, the first row's keys as columns, values escaped), scrollable.
+
+    The wrapper carries MathJax's ``mathjax_process`` class, so inline math written
+    as ``\\(...\\)`` in a cell is typeset on the page (cell outputs are otherwise skipped).
+    """
     if not records:
         return "<p>(no rows)</p>"
     header = list(records[0])
     rows = [[html.escape(str(r.get(h, ""))) for h in header] for r in records]
-    return f'<div style="overflow-x:auto;font-size:0.85em">{html_table_from_cells(header, rows)}</div>'
+    return (f'<div class="mathjax_process" style="overflow-x:auto;font-size:0.85em">'
+            f'{html_table_from_cells(header, rows)}</div>')
 
 
 def table(records: Sequence[Mapping[str, Any]]) -> HTML:

@@ -170,3 +170,115 @@ def test_pages_with_widgets_render_them_offline(browser, book_server, built_book
             assert not log.errors, f"{rel}: JavaScript errors: {log.errors}"
         finally:
             page.context.close()
+
+
+# --------------------------------------------------------------------------- layout at two widths
+#: Desktop and phone widths every page is checked at.
+WIDTHS = (1280, 390)
+
+#: Measures the page in the browser. The text column is the article body. An element
+#: "overflows" when it is wider than the column; it is "clipped" when it sticks out of
+#: the viewport without a horizontal scroll container (overflow-x auto/scroll) between
+#: it and the column to scroll it into view.
+_LAYOUT_JS = """() => {
+  const col = document.querySelector('article.bd-article') || document.querySelector('main');
+  const colRect = col.getBoundingClientRect(), colStyle = getComputedStyle(col);
+  const padL = parseFloat(colStyle.paddingLeft), padR = parseFloat(colStyle.paddingRight);
+  const colBox = {left: colRect.left + padL, right: colRect.right - padR, width: colRect.width - padL - padR};
+  const scroller = (el) => {
+    for (let a = el.parentElement; a && a !== col; a = a.parentElement) {
+      const ox = getComputedStyle(a).overflowX;
+      if ((ox === 'auto' || ox === 'scroll') && a.getBoundingClientRect().width <= colBox.width + 1) return a;
+    }
+    return null;
+  };
+  const describe = (el) => {
+    const id = el.closest('[id]');
+    const txt = (el.innerText || el.textContent || '').replace(/\\s+/g, ' ').slice(0, 60);
+    return (id ? '#' + id.id + ' ' : '') + el.tagName.toLowerCase() + ' "' + txt + '"';
+  };
+  const items = [];
+  const add = (kind, el, width) => items.push({kind, el, width});
+  // a display equation needs its own width plus its number (Sphinx floats span.eqno to the right)
+  document.querySelectorAll('mjx-container[display="true"]').forEach(m => {
+    const inner = m.querySelector('mjx-math') || m;
+    const box = m.closest('div.math');
+    const eqno = box ? box.querySelector('span.eqno') : null;
+    add('equation', m, inner.getBoundingClientRect().width + (eqno ? eqno.getBoundingClientRect().width + 8 : 0));
+  });
+  col.querySelectorAll('table').forEach(t => add('table', t, t.getBoundingClientRect().width));
+  col.querySelectorAll('.plotly-graph-div, img').forEach(f => add('figure', f, f.getBoundingClientRect().width));
+  const overflow = [], clipped = [];
+  for (const {kind, el, width} of items) {
+    if (width > colBox.width + 2) overflow.push(kind + ' ' + Math.round(width) + ' px > column ' +
+                                                Math.round(colBox.width) + ' px: ' + describe(el));
+    const box = el.getBoundingClientRect();
+    const right = box.left + width;
+    if ((right > window.innerWidth + 2 || box.left < -2) && !scroller(el))
+      clipped.push(kind + ' reaches ' + Math.round(right) + ' px of ' + window.innerWidth + ': ' + describe(el));
+  }
+  const plots = [], titles = [], covered = [];
+  document.querySelectorAll('.js-plotly-plot').forEach((gd, n) => {
+    const fl = gd._fullLayout;
+    if (!fl) return;
+    const name = (gd.closest('figure, .cell') || gd).id || ('plot ' + (n + 1));
+    const w = fl._size.w, total = fl.width;
+    if (w < 0.45 * total || w < 150) plots.push(name + ': plot area ' + Math.round(w) + ' of ' + Math.round(total) + ' px');
+    for (const key of Object.keys(fl)) {
+      if (!/^[xy]axis\\d*$/.test(key)) continue;
+      const t = fl[key].title && fl[key].title.text;
+      if (t && t.includes('_')) titles.push(name + ' ' + key + ': ' + t);
+    }
+    const legend = gd.querySelector('g.legend'), menus = gd.querySelectorAll('g.updatemenu-header-group');
+    if (legend) {
+      const l = legend.getBoundingClientRect();
+      menus.forEach(m => {
+        const b = m.getBoundingClientRect();
+        if (b.left < l.right && l.left < b.right && b.top < l.bottom && l.top < b.bottom)
+          covered.push(name + ': a dropdown covers the legend');
+      });
+    }
+  });
+  return {overflow, clipped, plots, titles, covered, column: colBox.width};
+}"""
+
+
+def _layout(browser: object, url: str, width: int) -> dict:
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.route("**/*", lambda r: r.continue_() if urlparse(r.request.url).hostname == "127.0.0.1" else r.abort())
+    try:
+        response = page.goto(url, wait_until="load", timeout=TIMEOUT_MS)
+        assert response is not None and response.ok, f"{url}: HTTP {response.status if response else 'none'}"
+        try:
+            page.wait_for_load_state("networkidle", timeout=TIMEOUT_MS)
+        except Exception:  # noqa: BLE001 - a busy machine; the checks below wait for what they need
+            pass
+        page.wait_for_function(
+            """() => document.querySelectorAll('.plotly-graph-div').length ===
+                     document.querySelectorAll('.plotly-graph-div.js-plotly-plot').length""",
+            timeout=TIMEOUT_MS)
+        page.wait_for_function(
+            "() => !window.MathJax || !MathJax.startup || MathJax.startup.promise.then(() => true)",
+            timeout=TIMEOUT_MS)
+        page.wait_for_timeout(500)  # responsive plots re-layout after the first paint
+        return page.evaluate(_LAYOUT_JS)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("docname", PAGES, ids=[chapter_id(d) for d in PAGES])
+def test_page_layout_fits(browser, book_server, docname: str, width: int) -> None:
+    """At 1280 px nothing is wider than the text column; at 390 px nothing is clipped.
+
+    Also at both widths: every plot keeps at least 45% of its figure's width (and
+    150 px) for the plot area, no axis title shows a raw ``_``, and no dropdown
+    menu sits on top of a legend. A wide table or equation inside a horizontal
+    scroll container is fine on the phone.
+    """
+    got = _layout(browser, f"{book_server}/{docname}.html", width)
+    problems = got["plots"] + got["titles"] + got["covered"] + got["clipped"]
+    if width >= 1000:
+        problems += got["overflow"]
+    assert not problems, f"{docname} at {width} px (text column {got['column']:.0f} px):\n" + "\n".join(problems)

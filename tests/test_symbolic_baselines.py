@@ -43,9 +43,23 @@ def test_baselines_avoid_own_sample(b: int, k: int) -> None:
 def test_loo1_nonnegative_and_zero_for_wrong_answers(b: int, k: int) -> None:
     cert = sb.loo1_sign_certificate(b, k)
     assert cert["loo1_nonnegative"]
+    assert cert["loo1_top_pattern"]
     assert sb.loo1_binary_wrong_zero(b, k)
     if k < b:
-        assert cert["maxpo_lowest_negative"]
+        assert cert["maxpo_lowest_pattern"]
+
+
+def test_sign_patterns_against_fractions() -> None:
+    """The worst sample's MaxPO advantage is < 0 iff r_(K) < r_(B); the best one's loo-1 > 0 iff r_(K-1) < r_(B)."""
+    import itertools
+    from fractions import Fraction
+
+    from maxpo import reference
+    for b in range(3, 6):
+        for r in itertools.combinations_with_replacement((Fraction(0), Fraction(1, 3), Fraction(1)), b):
+            for k in range(2, b):
+                assert (reference.advantages(r, k, "maxpo")[0] < 0) == (r[k - 1] < r[-1])
+                assert (reference.advantages(r, k, "pkpo_loo1")[-1] > 0) == (r[k - 2] < r[-1])
 
 
 def test_gap_coefficients_example() -> None:

@@ -45,10 +45,9 @@ def _band(x: Sequence[float], lo: Sequence[float], hi: Sequence[float], color: s
 
 
 def _dropdown(options: dict[str, Any], make_traces: Any, **layout: Any) -> go.Figure:
-    """:func:`maxpo.viz.dropdown_figure` with the menu at the top left, where a title would be
-    (the book's figure captions say what a figure shows)."""
-    layout["margin"] = {**layout.get("margin", {}), "t": 70}
-    return viz.dropdown_figure(options, make_traces, x=0.0, y=1.16, **layout)
+    """:func:`maxpo.viz.dropdown_figure` with the menu above the top left of the plot, where a
+    title would be (the book's figure captions say what a figure shows); the legend is below."""
+    return viz.dropdown_figure(options, make_traces, **layout)
 
 
 def _problem_options(result: dict[str, Any]) -> dict[str, str]:
@@ -59,7 +58,7 @@ def _problem_options(result: dict[str, Any]) -> dict[str, str]:
 def gradient_alignment_figure(bandits: dict[str, Any], ks: Sequence[int]) -> go.Figure:
     """cos(grad J_1, grad J_K) against K for each bandit (exact): how far max@K is from the mean."""
     fig = viz.new_figure(title="Direction of the max@K gradient vs the mean-reward gradient",
-                         x_title="K", y_title="cos(∇J₁, ∇J_K)")
+                         x_title="K", y_title="cos(∇J<sub>1</sub>, ∇J<sub>K</sub>)")
     for i, (name, bd) in enumerate(bandits.items()):
         g1 = bd.gradient(1)
         ys = [float(g1 @ bd.gradient(int(k)) / (g1.norm() * bd.gradient(int(k)).norm())) for k in ks]
@@ -113,8 +112,8 @@ def bias_figure(result: dict[str, Any], b: int, k: int) -> go.Figure:
 
     return _dropdown(
         _problem_options(result), traces,
-        height=520, yaxis_title="‖mean ĝ − ∇J_K‖ / ‖∇J_K‖",
-        legend=dict(orientation="h", x=0.3, y=1.13), xaxis=dict(tickangle=-30), margin=dict(b=150),
+        height=560, yaxis_title="‖mean ĝ − ∇J<sub>K</sub>‖ / ‖∇J<sub>K</sub>‖",
+        xaxis=dict(tickangle=-30),
     )
 
 
@@ -140,7 +139,7 @@ def variance_vs_b_figure(result: dict[str, Any], k: int, methods: Sequence[str] 
         return out
 
     fig = _dropdown(_problem_options(result), traces, height=480,
-                    xaxis_title="B (samples per group)", yaxis_title="tr Cov(ĝ) / ‖∇J_K‖²")
+                    xaxis_title="B (samples per group)", yaxis_title="tr Cov(ĝ) / ‖∇J<sub>K</sub>‖²")
     fig.update_xaxes(type="log", tickvals=bs)
     fig.update_yaxes(type="log")
     return fig
@@ -169,7 +168,7 @@ def variance_vs_k_figure(result: dict[str, Any], bs: Sequence[int] = (16, 32, 64
         return out
 
     ks = sorted({r["K"] for r in result["rows"]})
-    fig = _dropdown(options, traces, height=480, xaxis_title="K", yaxis_title="tr Cov(ĝ) / ‖∇J_K‖²")
+    fig = _dropdown(options, traces, height=480, xaxis_title="K", yaxis_title="tr Cov(ĝ) / ‖∇J<sub>K</sub>‖²")
     fig.update_xaxes(type="log", tickvals=ks)
     fig.update_yaxes(type="log")
     return fig
@@ -206,7 +205,7 @@ def variance_ratio_figure(result: dict[str, Any], methods: Sequence[str] = ("pkp
         return out
 
     fig = _dropdown({viz.method_label(m): m for m in methods}, traces, height=500,
-                    yaxis_title="tr Cov(ĝ) / tr Cov(ĝ_MaxPO)", margin=dict(b=120))
+                    yaxis_title="tr Cov(ĝ) / tr Cov(ĝ<sub>MaxPO</sub>)", margin=dict(b=120))
     fig.add_hline(y=1.0, line=dict(color="#c0392b", dash="dash"))
     fig.update_yaxes(type="log")
     fig.update_xaxes(tickangle=-45)
@@ -230,15 +229,15 @@ def snr_figure(result: dict[str, Any], b: int, k: int) -> go.Figure:
             go.Bar(x=labels, y=col("snr"), name="SNR = ‖E ĝ‖² / tr Cov ĝ",
                    marker_color=[viz.method_color(m) for m in methods], customdata=col("snr_se", Z95),
                    hovertemplate="%{x}<br>SNR %{y:.4f} ± %{customdata:.4f}<extra></extra>"),
-            go.Scatter(x=labels, y=col("cosine"), name="mean cos(ĝ, ∇J_K)", mode="markers", yaxis="y2",
+            go.Scatter(x=labels, y=col("cosine"), name="mean cos(ĝ, ∇J<sub>K</sub>)", mode="markers", yaxis="y2",
                        marker=dict(symbol="diamond", size=11, color="#222"), customdata=col("cosine_se", Z95),
                        hovertemplate="%{x}<br>cosine %{y:.4f} ± %{customdata:.4f}<extra></extra>"),
         ]
 
     return _dropdown(
-        _problem_options(result), traces, height=500, yaxis=dict(title="SNR (bars)", type="log"),
-        yaxis2=dict(title="mean cosine (diamonds)", overlaying="y", side="right", showgrid=False),
-        legend=dict(orientation="h", x=0.3, y=1.13), xaxis=dict(tickangle=-30), margin=dict(b=150, r=70),
+        _problem_options(result), traces, yaxis=dict(title="SNR (bars)", type="log"),
+        yaxis2=dict(title="cosine (◆)", overlaying="y", side="right", showgrid=False),
+        xaxis=dict(tickangle=-90), height=560, margin=dict(l=50, r=40),
     )
 
 
@@ -258,7 +257,7 @@ def alignment_figure(result: dict[str, Any], b: int, k: int, groups: Sequence[in
                            line=dict(color=viz.method_color(m))) for m in methods]
 
     fig = _dropdown(_problem_options(result), traces, height=480, xaxis_title="G (groups averaged into one step)",
-                    yaxis_title="E[ḡ_G]·∇J_K / (‖∇J_K‖ √E‖ḡ_G‖²)")
+                    yaxis_title="E[ḡ<sub>G</sub>]·∇J<sub>K</sub> / (‖∇J<sub>K</sub>‖ √E‖ḡ<sub>G</sub>‖²)")
     fig.update_xaxes(type="log")
     fig.update_yaxes(range=[-1.02, 1.02])
     return fig
@@ -266,8 +265,8 @@ def alignment_figure(result: dict[str, Any], b: int, k: int, groups: Sequence[in
 
 def loo1_offset_figure(result: dict[str, Any]) -> go.Figure:
     """Variance ratio loo-1 / MaxPO against |c| / sd(c_hat): the offset loo-1 keeps vs the noise MaxPO pays."""
-    fig = viz.new_figure(title="When does loo-1 beat MaxPO?", x_title="offset / its in-batch noise  |c| / sd(d̄)",
-                         y_title="tr Cov(ĝ_loo-1) / tr Cov(ĝ_MaxPO)", height=480)
+    fig = viz.new_figure(title="When does loo-1 beat MaxPO?", x_title="offset / its in-batch noise  |δ| / sd(d̄)",
+                         y_title="tr Cov(ĝ<sub>loo-1</sub>) / tr Cov(ĝ<sub>MaxPO</sub>)", height=480)
     for i, p in enumerate(result["config"]["problems"]):
         rows = [r for r in select(result["rows"], problem=p, method="pkpo_loo1")
                 if r.get("var_ratio") is not None and r.get("offset_to_noise") is not None]
@@ -335,7 +334,7 @@ def k_sweep_figure(exp: dict[str, Any], ks: Sequence[int] = (1, 8)) -> go.Figure
         return out
 
     fig = viz.slider_figure(keys, traces, label="training K", active=keys.index("8") if "8" in keys else 0,
-                            title="MaxPO trained for max@K: the effect of K", height=520,
+                            height=520,
                             xaxis_title="training step", yaxis_title="exact value (mean over seeds)")
     fig.update_yaxes(range=[-0.02, 1.02])
     return fig
