@@ -80,8 +80,8 @@ def advantage_figure(summary: Mapping[str, Any], rewards: Sequence[float], metho
 
 
 def variance_figure(summary: Mapping[str, Mapping[str, float]]) -> go.Figure:
-    """Left: total variance of each method's gradient estimate. Right: its offset c in the unified view."""
-    fig = _two_panels("total variance tr Var ĝ", "offset c (0: centred around the true advantage)")
+    """Left: total variance of each method's gradient estimate. Right: its offset δ in the unified view."""
+    fig = _two_panels("total variance tr Var ĝ", "offset δ (0: centred around the true advantage)")
     names = list(summary)
     colors = [viz.method_color(n) for n in names]
     labels = [viz.method_label(n) for n in names]
