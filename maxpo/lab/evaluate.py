@@ -25,12 +25,21 @@ from maxpo.lab.seeding import uniforms
 from maxpo.lab.task import Puzzle, score_batch
 from maxpo.lab.tokenizer import LabTokenizer
 
-__all__ = ["EvalResult", "encode_prompt", "evaluate"]
+__all__ = ["EvalResult", "encode_prompt", "evaluate", "passk_curve_ks"]
+
+
+def passk_curve_ks(n_samples: int) -> list[int]:
+    """The k of a pass@k curve from ``n_samples`` answers per puzzle: 1, 2, 4, ... up to ``n_samples`` (included)."""
+    if n_samples < 1:
+        return []
+    ks = [1 << i for i in range(n_samples.bit_length()) if 1 << i <= n_samples]
+    return ks if ks[-1] == n_samples else ks + [n_samples]
 
 
 @dataclass
 class EvalResult:
-    """Held-out metrics: ``passk[k]``, ``maxk[k]``, and per-token entropy etc."""
+    """Held-out metrics: ``passk[k]``, ``maxk[k]``, per-token entropy etc., and each puzzle's count of correct answers
+    (``correct_counts``, in puzzle order: what a paired bootstrap over puzzles resamples)."""
 
     passk: dict[int, float]
     maxk: dict[int, float]
@@ -39,12 +48,13 @@ class EvalResult:
     mean_length: float
     n_prompts: int
     n_samples: int
+    correct_counts: list[int]
 
     def to_dict(self) -> dict:
         out: dict = {f"pass@{k}": v for k, v in self.passk.items()}
         out.update({f"max@{k}": v for k, v in self.maxk.items()})
         out.update(entropy=self.entropy, well_formed=self.well_formed, mean_length=self.mean_length,
-                   n_prompts=self.n_prompts, n_samples=self.n_samples)
+                   n_prompts=self.n_prompts, n_samples=self.n_samples, correct_counts=self.correct_counts)
         return out
 
 
@@ -104,6 +114,9 @@ def evaluate(
     sums += [maxpo.maxk_estimate(r, k).sum() if len(r) else torch.zeros((), dtype=torch.float64) for k in ks]
     totals = all_reduce_sum(torch.stack(sums + [ent_sum, tok_sum, wf_sum]), dist)
     n_all = len(puzzles)
+    counts = torch.zeros(n_all, dtype=torch.float64)
+    counts[lo:hi] = c.sum(-1)
+    counts = all_reduce_sum(counts, dist)
     nk = len(ks)
     return EvalResult(
         passk={k: float(totals[i]) / n_all for i, k in enumerate(ks)},
@@ -113,4 +126,5 @@ def evaluate(
         mean_length=float(totals[-2]) / (n_all * n_samples),
         n_prompts=n_all,
         n_samples=n_samples,
+        correct_counts=[int(x) for x in counts.tolist()],
     )

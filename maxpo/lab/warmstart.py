@@ -9,12 +9,14 @@ The result is cached on disk, keyed by a hash of the task, the model and the
 warm-start settings (:meth:`LabConfig.warmstart_key`), and reused by every RL
 run with the same key: all methods and seeds of a comparison start from the
 same weights. The cache directory is ``$MAXPO_LAB_CACHE`` or
-``~/.cache/maxpo/lab``.
+``~/.cache/maxpo/lab``; its files (``warmstart-<key>.pt``) can be copied or moved
+to another machine's cache directory, or deleted to train again.
 """
 from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +28,7 @@ from torch import nn
 from maxpo.lab.config import LabConfig
 from maxpo.lab.evaluate import encode_prompt, evaluate
 from maxpo.lab.model import GPT, GPTConfig
+from maxpo.lab.preflight import check_context
 from maxpo.lab.progress import progress
 from maxpo.lab.sampling import teacher_rollout, token_logprobs
 from maxpo.lab.seeding import derive_seed
@@ -43,9 +46,11 @@ def cache_dir() -> Path:
 def build_policy(cfg: LabConfig, device: torch.device) -> tuple[nn.Module, LabTokenizer]:
     """A fresh policy and its tokenizer: the GPT (seeded by the warm-start seed) or the HF model."""
     if cfg.model.hf_path:
-        from maxpo.lab.hf import load_hf
+        from maxpo.lab.hf import context_length, load_hf
 
-        return load_hf(cfg.model.hf_path, device)
+        model, tok = load_hf(cfg.model.hf_path, device)
+        check_context(cfg, context_length(model))
+        return model, tok
     tok = CharTokenizer()
     torch.manual_seed(derive_seed(cfg.warmstart.seed, "init") % 2**31)
     m = cfg.model
@@ -130,9 +135,14 @@ def warm_start(cfg: LabConfig, device: torch.device, bf16: bool, show: bool = Tr
         return model, tok, {"key": cfg.warmstart_key(), "steps": 0, "cached": False}
     path = cache_dir() / f"warmstart-{cfg.warmstart_key()}.pt"
     if use_cache and path.is_file():
-        blob = torch.load(path, map_location=device, weights_only=True)
-        model.load_state_dict(blob["model"])
-        info = blob["info"]
+        try:
+            blob = torch.load(path, map_location=device, weights_only=True)
+            model.load_state_dict(blob["model"])
+            info = blob["info"]
+        except Exception as err:  # a truncated or foreign file: torch raises several exception types
+            msg = " ".join(str(err).split())[:120]
+            raise ValueError(f"{path}: the cached warm start cannot be read (truncated or corrupt: {msg}); "
+                             "delete the file to train the warm start again") from None
         if info.get("heldout_settings") != _heldout_settings(cfg):
             # the cache was written by a run with other evaluation settings (e.g. the smoke
             # preset shares the CPU presets' warm start): measure with this run's settings
@@ -152,8 +162,12 @@ def warm_start(cfg: LabConfig, device: torch.device, bf16: bool, show: bool = Tr
         "config": {"task": asdict(cfg.task), "model": asdict(cfg.model), "warmstart": asdict(cfg.warmstart)},
     }
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"model": model.state_dict(), "info": info}, tmp)
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            torch.save({"model": model.state_dict(), "info": info}, tmp)
+            os.replace(tmp, path)
+        except OSError as err:  # the trained model is kept for this run; only the cache is lost
+            print(f"warning: could not cache the warm start in {path} ({err.strerror or err}); this run goes on",
+                  file=sys.stderr)
     return model, tok, {**info, "cached": False, "path": str(path)}
