@@ -76,7 +76,7 @@ def _add_config_args(p: argparse.ArgumentParser, flags: Sequence[str] | None = N
             continue
         p.add_argument(flag, type=typ, default=None, help=f"{help_} (default: the preset's: {_preset_values(section, name)})")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: on for CUDA, off for CPU)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (default: progress bars on stderr)")
+    p.add_argument("--no-progress", action="store_true", help="one line per evaluation on stderr instead of progress bars")
 
 
 def config_from_args(args: argparse.Namespace, saved: Path | None = None) -> LabConfig:

@@ -33,7 +33,8 @@ from maxpo.lab.provenance import provenance, utc_now
 from maxpo.lab.stats import paired_bootstrap_ci, passk_per_puzzle
 from maxpo.lab.train import resolve_device, train, validate
 
-__all__ = ["compare", "summarize_runs", "write_result"]
+__all__ = ["compare", "summarize_runs", "write_result", "paired_differences", "passk_curves",
+           "gradient_variance_at_checkpoints"]
 
 _TRAIN_CURVE_KEYS = ("reward", "pass_rate", "partial_mean", "entropy", "mean_length", "mixed_groups",
                      "grad_norm", "grad_clipped", "adv_abs_mean", "adv_rms")
@@ -82,9 +83,11 @@ def _run_record(method: str, seed: int, run_dir: Path) -> dict[str, Any]:
     curves = [_without_counts(r) for r in records if r["kind"] == "curve"]
     timing = {k: sum(r[k] for r in trains) for k in _TIMING_KEYS}
     samples, tokens = sum(r["samples"] for r in trains), sum(r["tokens"] for r in trains)
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
     return {
         "method": method,
         "seed": seed,
+        "git_commit": summary.get("provenance", {}).get("git_commit"),
         "eval": [_without_counts(e) for e in evals],
         # per-step training curves, column-wise, 4 significant digits
         "train": {"step": [r["step"] for r in trains],
@@ -165,11 +168,23 @@ def passk_curves(runs: list[dict[str, Any]], methods: Sequence[str]) -> dict[str
     return out
 
 
-def _gradient_variance(base: LabConfig, methods: Sequence[str], seeds: Sequence[int], work_dir: Path,
-                       show_progress: bool) -> dict[str, Any]:
-    """:func:`maxpo.lab.gradvar.gradient_variance` at the warm start and at the final weights of each method's first seed."""
+def gradient_variance_at_checkpoints(base: LabConfig, methods: Sequence[str], seed: int, work_dir: Path,
+                                     show_progress: bool = False) -> dict[str, Any]:
+    """:func:`maxpo.lab.gradvar.gradient_variance` at the warm start and at the final weights of each method's
+    run with ``seed`` (those runs must be complete).
+
+    The result is kept in ``work_dir/gradient_variance.json`` with what it depends on
+    (the configuration, the methods, the seed) and reused when those match.
+    """
     from maxpo.lab.gradvar import gradient_variance
     from maxpo.lab.warmstart import build_policy, warm_start
+
+    cache = work_dir / "gradient_variance.json"
+    key = {"config": base.to_dict(), "methods": list(methods), "seed": seed}
+    if cache.is_file():
+        stored = json.loads(cache.read_text())
+        if stored.get("key") == json.loads(json.dumps(key)):
+            return stored["result"]
 
     device = resolve_device(base.device)
     bf16 = base.bf16 if base.bf16 is not None else device.type == "cuda"
@@ -180,9 +195,10 @@ def _gradient_variance(base: LabConfig, methods: Sequence[str], seeds: Sequence[
     for m in methods:
         model, tok = build_policy(base, device)
         model.eval()
-        load_model_weights(work_dir / f"{m}-s{seeds[0]}" / CHECKPOINT_NAME, model)
-        out[f"{m} seed {seeds[0]}"] = gradient_variance(model, tok, base, methods, ev.gradvar_prompts, ev.gradvar_repeats,
+        load_model_weights(work_dir / f"{m}-s{seed}" / CHECKPOINT_NAME, model)
+        out[f"{m} seed {seed}"] = gradient_variance(model, tok, base, methods, ev.gradvar_prompts, ev.gradvar_repeats,
                                                         ev.seed, bf16)
+    cache.write_text(json.dumps(_clean_for_json({"key": key, "result": out})))
     return out
 
 
@@ -260,7 +276,7 @@ def compare(
                 write_result(gathered(complete=False), out_json)
     gradvar = None
     if base.eval.gradvar_repeats > 0 and main:
-        gradvar = _gradient_variance(base, methods, seeds, work_dir, show_progress)
+        gradvar = gradient_variance_at_checkpoints(base, methods, seeds[0], work_dir, show_progress)
     result = gathered(complete=True, gradvar=gradvar)
     if out_json is not None and main:
         write_result(result, out_json)

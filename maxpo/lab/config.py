@@ -259,21 +259,22 @@ def _cpu() -> LabConfig:
 
 
 def _gpu() -> LabConfig:
-    """One GPU: four-number puzzles, a 4-layer, 192-wide GPT (1.8M parameters), 200 RL steps of 64 prompts x 16 answers.
+    """One GPU: four-number puzzles, a 4-layer, 192-wide GPT (1.8M parameters), 150 RL steps of 64 prompts x 16 answers.
 
     Four numbers from 1..9 with targets up to 99 give about 19k distinct puzzles,
-    about 3.4k of them held out, so the 1024-puzzle evaluation has room. The warm
+    about 3.4k of them held out, so the 512-puzzle evaluation has room. The warm
     start stops once training pass@1 reaches 0.15 (at most 2000 steps), so it is
-    weak whatever the GPU's speed of learning. Not yet run on a GPU: the time
-    estimate in ``benchmarks/gpu_session.sh`` is scaled from CPU measurements.
+    weak whatever the GPU's speed of learning. Sized so that 3 methods x 2 seeds
+    fit a few minutes of one GPU; not yet run on a GPU: the time estimate in
+    ``benchmarks/gpu_session.sh`` is scaled from CPU measurements.
     """
     return LabConfig(
         task=TaskConfig(n_numbers=4, max_number=9, max_target=99),
         model=ModelSpec(n_layer=4, n_head=4, d_model=192),
         warmstart=WarmStartConfig(steps=2000, batch_size=256, lr=1e-3, stop_at_pass1=0.15, check_every=100),
-        rl=RLConfig(k=4, prompts_per_step=64, samples_per_prompt=16, steps=200, lr=3e-4, max_new_tokens=16, max_grad_norm=0.0),
-        eval=EvalConfig(prompts=1024, samples=16, every=25, ks=(1, 2, 4, 8, 16), curve_prompts=256, curve_samples=64,
-                        gradvar_prompts=32, gradvar_repeats=64),
+        rl=RLConfig(k=4, prompts_per_step=64, samples_per_prompt=16, steps=150, lr=3e-4, max_new_tokens=16, max_grad_norm=0.0),
+        eval=EvalConfig(prompts=512, samples=16, every=50, ks=(1, 2, 4, 8, 16), curve_prompts=256, curve_samples=64,
+                        gradvar_prompts=32, gradvar_repeats=32),
         device="cuda",
         checkpoint_every=50,
         preset="gpu",

@@ -27,6 +27,7 @@ import contextlib
 import copy
 import json
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import maxpo
-from maxpo.lab.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from maxpo.lab.checkpoint import CHECKPOINT_NAME, load_checkpoint, read_checkpoint, save_checkpoint
 from maxpo.lab.config import AGGREGATIONS, REWARDS, LabConfig, load_config
 from maxpo.lab.distributed import DistInfo, all_reduce_sum, barrier, broadcast_object, init_distributed, shard_range
 from maxpo.lab.evaluate import encode_prompt, evaluate, passk_curve_ks
@@ -215,6 +216,12 @@ def _prepare_run_dir(cfg: LabConfig, run_dir: Path, resume: bool, dist: DistInfo
         if saved.with_rl(steps=cfg.rl.steps) != cfg:
             diff = _config_diff(saved.with_rl(steps=cfg.rl.steps).to_dict(), cfg.to_dict())
             raise ValueError(f"--resume with a different configuration than {cfg_path} (differs in: {', '.join(diff)}); only rl.steps may change")
+        done = _read_json(run_dir / "summary.json")["steps"] if (run_dir / "summary.json").is_file() else 0
+        if (run_dir / CHECKPOINT_NAME).is_file():
+            done = max(done, int(read_checkpoint(run_dir / CHECKPOINT_NAME)["step"]))
+        if cfg.rl.steps < done:
+            raise ValueError(f"--steps {cfg.rl.steps} is below the {done} steps {run_dir} already ran (its checkpoint's "
+                             f"step {done}); a run cannot be shortened, its evaluations would carry the wrong step")
         if dist.main and saved.rl.steps != cfg.rl.steps:
             cfg_path.write_text(json.dumps(cfg.to_dict(), indent=2))
         return cfg
@@ -248,9 +255,6 @@ def train(cfg: LabConfig, run_dir: str | Path, resume: bool = False, show_progre
         done = _read_json(summary_path)
         if done["config"]["rl"]["steps"] == cfg.rl.steps:
             return RunResult(run_dir, done, dist.main)
-        if done["config"]["rl"]["steps"] > cfg.rl.steps:
-            raise ValueError(f"--steps {cfg.rl.steps} is below the {done['config']['rl']['steps']} steps {run_dir} already ran; "
-                             "a run cannot be shortened (choose another --out)")
     t_start = time.perf_counter()
     started = utc_now()
 
@@ -277,9 +281,6 @@ def train(cfg: LabConfig, run_dir: str | Path, resume: bool = False, show_progre
     start = 0
     if resume and (run_dir / CHECKPOINT_NAME).is_file():
         start, _ = load_checkpoint(run_dir / CHECKPOINT_NAME, model, opt)
-        if start > cfg.rl.steps:
-            raise ValueError(f"--steps {cfg.rl.steps} is below the checkpoint's step {start} in {run_dir}; "
-                             "a run cannot be shortened (evaluations would be labelled with the wrong step)")
         log.truncate_after(start)
     elif resume:
         log.truncate_after(-1)
@@ -297,6 +298,10 @@ def train(cfg: LabConfig, run_dir: str | Path, resume: bool = False, show_progre
                       derive_seed(cfg.eval.seed, "eval", step), bf16, dist)
         rec = {"kind": "eval", "step": step, **ev.to_dict(), "t_eval": time.perf_counter() - t0}
         log.append(rec)
+        if dist.main and not show_progress:  # without progress bars: one line per evaluation
+            print(f"{rl.method} seed {cfg.seed} step {step}/{rl.steps}: pass@1 {rec['pass@1']:.3f}"
+                  + "".join(f" pass@{k} {rec[f'pass@{k}']:.3f}" for k in cfg.eval.ks if k > 1)
+                  + f" ({rec['t_eval']:.1f} s, {time.perf_counter() - t_start:.0f} s since start)", file=sys.stderr, flush=True)
         return rec
 
     def run_curve(step: int) -> None:
