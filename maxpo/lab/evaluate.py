@@ -64,6 +64,14 @@ def encode_prompt(tokenizer: LabTokenizer, puzzle: Puzzle) -> list[int]:
     return ([tokenizer.bos_id] if tokenizer.bos_id is not None else []) + ids
 
 
+def _vocab_size(model: nn.Module) -> int | None:
+    """The model's output vocabulary, when its config says (the lab's GPT and Hugging Face models do)."""
+    for cfg in (getattr(model, "cfg", None), getattr(getattr(model, "model", None), "config", None)):
+        if cfg is not None and getattr(cfg, "vocab_size", None):
+            return int(cfg.vocab_size)
+    return None
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -96,6 +104,9 @@ def evaluate(
     ent_sum = torch.zeros((), dtype=torch.float64)
     tok_sum = torch.zeros((), dtype=torch.float64)
     wf_sum = torch.zeros((), dtype=torch.float64)
+    vocab = _vocab_size(model)
+    if vocab:  # bound the (answers x vocabulary) float32 arrays of a sampling step to about 2^26 numbers
+        chunk = min(chunk, max(n_samples, 2**26 // vocab))
     per_chunk = max(1, chunk // n_samples)
     for start in range(lo, hi, per_chunk):
         stop = min(hi, start + per_chunk)
