@@ -226,3 +226,14 @@ def test_help_shows_defaults_and_eval_lists_only_its_flags(tmp_path: Path) -> No
         assert flag not in res.stdout, flag
     res = lab(["--help"], tmp_path / "cache")
     assert "MAXPO_LAB_CACHE" in res.stdout and "~/.cache/maxpo/lab" in res.stdout
+
+
+def test_gpu_session_without_git_needs_the_commit(tmp_path: Path) -> None:
+    """The device machine gets a copy without git: the script asks for the commit instead of recording none."""
+    import shutil
+
+    (tmp_path / "benchmarks").mkdir()
+    shutil.copy(ROOT / "benchmarks" / "gpu_session.sh", tmp_path / "benchmarks")
+    res = subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "GIT_DIR": str(tmp_path / "no-git"), "MAXPO_GIT_COMMIT": ""}, timeout=60)
+    assert res.returncode == 2 and "usage" in res.stderr and "commit" in res.stderr
