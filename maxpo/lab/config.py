@@ -241,8 +241,10 @@ def _smoke() -> LabConfig:
 def _cpu() -> LabConfig:
     """The longer CPU comparison: 300 RL steps of 16 prompts x 16 answers.
 
-    About a minute per run on a free core (the wall time of the committed
-    comparison is in its provenance, ``book/data/lab/cpu_compare.json``).
+    About a minute per run on a free core, with pass@k curves to k = 64 and the
+    gradient-variance measurement. On a busy shared machine a run took 10 to 30
+    minutes, which is why the committed comparison (``book/data/lab/cpu_compare.json``)
+    is a smaller one at the smoke preset's size; its label says so.
     """
     return LabConfig(
         task=_CPU_TASK,
