@@ -92,8 +92,8 @@ def test_pretrained_preset_dry_run_with_a_large_vocabulary(tmp_path: Path, monke
         cfg, device="cpu", threads=1, model=dataclasses.replace(cfg.model, hf_path=str(model_dir)),
         warmstart=dataclasses.replace(cfg.warmstart, steps=2, batch_size=4),
         eval=EvalConfig(prompts=4, samples=4, every=1, ks=(1, 4)),
-    ).with_rl(steps=1, prompts_per_step=2, samples_per_prompt=4, micro_batch=3, max_new_tokens=4)
+    ).with_rl(steps=1, prompts_per_step=2, samples_per_prompt=8, micro_batch=5, max_new_tokens=4)
     res = train(cfg, tmp_path / "run", show_progress=False)
     rec = read_metrics(tmp_path / "run" / "metrics.jsonl", "train")[0]
-    assert rec["samples"] == 8 and rec["kl"] >= 0 and rec["grad_norm"] == rec["grad_norm"]
+    assert rec["samples"] == 16 and rec["kl"] >= 0 and rec["grad_norm"] == rec["grad_norm"]
     assert res.summary["final_eval"]["n_prompts"] == 4
