@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The MaxPO lab: warm-start a small language model on countdown puzzles, then train it with "
         "group-based RL whose advantage estimator is a switch (MaxPO, PKPO, GRPO, ...), and evaluate pass@k / max@k.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="presets: smoke (CPU; one run about 30 s, the default 3 x 3 comparison about 4 minutes), cpu (the "
+        epilog="presets: smoke (CPU; one run 10 to 30 s, the default 3 x 3 comparison about 2.5 minutes with the warm start), cpu (the "
         "longer CPU comparison), gpu (one GPU), pretrained (a local Hugging Face model: --model-path DIR).\n"
         "Warm starts are cached in $MAXPO_LAB_CACHE (default ~/.cache/maxpo/lab); copy or move its files to reuse them.\n"
         "Multi-GPU / multi-node: launch the same command with torchrun.",
