@@ -145,7 +145,7 @@ def test_ppo_clipping_by_hand() -> None:
     parts = policy_loss(logp, old, adv, mask, "sequence", 1.0, clip_eps=0.2)
     # token (0,0): min(e^.5 * 1, 1.2 * 1) = 1.2, clipped; token (1,1): min(e^-.5 * -1, 0.8 * -1) = -0.8, clipped
     want = -(1.2 + 1.0) - (-1.0 - 0.8)
-    assert math.isclose(float(parts.loss), want, rel_tol=1e-12)
+    assert math.isclose(float(parts.loss.detach()), want, rel_tol=1e-12)
     assert parts.clip_frac == 0.5
     parts.loss.backward()
     assert logp.grad[0, 0] == 0 and logp.grad[1, 1] == 0 and logp.grad[0, 1] == -1 and logp.grad[1, 0] == 1
