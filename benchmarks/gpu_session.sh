@@ -1,17 +1,45 @@
 #!/usr/bin/env bash
-# One prepared device call for a session that is lent a GPU (run from the repository root,
-# e.g. with the device tool: `bash benchmarks/gpu_session.sh`). Writes under $OUT
-# (default benchmarks/results): the CUDA estimator check, the CUDA benchmark and the lab's
-# GPU comparison, each with its provenance. Commit the JSON files it produces:
+# One prepared device call for a session that is lent a GPU. Run from the root of a copy of
+# the repository (no git checkout needed), passing the commit the copy was made from:
+#
+#     bash benchmarks/gpu_session.sh <commit>        # or MAXPO_GIT_COMMIT=<commit> bash ...
+#
+# Writes under $OUT (default benchmarks/results): the CUDA estimator check, the CUDA
+# benchmark and the lab's GPU comparison (rewritten after each finished run, so a cut-off
+# session still leaves every finished run), each with provenance. Commit the JSON files:
 #   $OUT/cuda_*.json -> benchmarks/results/,  $OUT/gpu_compare.json -> book/data/lab/
+# Prints one line per held-out evaluation. Uses python3 (or $PYTHON).
+#
+# Time budget: under 8 minutes on one H100/H200 -- an ESTIMATE, never measured on a GPU.
+# Measured on the CPU (CPU time of one process, so contention does not count): the verifier
+# scores 1024 answers in 0.10 s, the gpu preset's RL step verifies 1024 answers and its
+# evaluation 8192 (+16384 for each pass@k curve); the model is 1.8M parameters, so its
+# forward/backward passes take milliseconds on such a GPU and a step is dominated by Python
+# (verifier, sampling loop of 16 token steps): about 0.2-0.3 s. Per run: 150 steps (~40 s),
+# 4 evaluations + 2 curves (~10 s); 6 runs ~5 min, plus the warm start (at most 2000 steps,
+# ~0.5 min), the gradient-variance pass (~0.5 min), the estimator check and benchmark (~0.5 min).
+# The comparison runs under `timeout` (SIGTERM: the running run checkpoints, finished runs
+# are already in the JSON), so the session ends within the budget even if the estimate is off.
 set -u
+COMMIT=${1:-${MAXPO_GIT_COMMIT:-}}
+if [ -z "$COMMIT" ] && ! git rev-parse HEAD >/dev/null 2>&1; then
+    echo "usage: bash benchmarks/gpu_session.sh <commit>   (no git here: pass the commit this copy was made from)" >&2
+    exit 2
+fi
+[ -n "$COMMIT" ] && export MAXPO_GIT_COMMIT="$COMMIT"
+PY=${PYTHON:-python3}
 OUT=${OUT:-benchmarks/results}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+START=$(date +%s)
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-python benchmarks/check_device.py --device cuda 2>&1 | tee "$OUT/check_device.txt"
-gpu=$(python -c "import torch; print(torch.cuda.get_device_name(0).split()[-1].lower())" 2>/dev/null || echo gpu)
-python benchmarks/bench_advantages.py --device cuda --pairwise-max-b 4096 --out "$OUT/cuda_${gpu}.json"
-MAXPO_LAB_CACHE=/tmp/maxpo-lab-cache timeout 480 python -m maxpo.lab compare --preset gpu \
-    --methods grpo,pkpo_loo1,maxpo --seeds 0,1,2 --work-dir /tmp/maxpo-lab-runs \
-    --out "$OUT/gpu_compare.json" --label "GPU results: preset gpu, 3 methods x 3 seeds" --no-progress
+$PY benchmarks/check_device.py --device cuda 2>&1 | tee "$OUT/check_device.txt"
+gpu=$($PY -c "import torch; print(torch.cuda.get_device_name(0).split()[-1].lower())" 2>/dev/null || echo gpu)
+timeout -s TERM 60 $PY benchmarks/bench_advantages.py --device cuda --min-time 0.2 --pairwise-max-b 4096 \
+    --out "$OUT/cuda_${gpu}.json"
+echo "estimator check and benchmark: $(( $(date +%s) - START )) s"
+LEFT=$(( 450 - ($(date +%s) - START) ))
+MAXPO_LAB_CACHE=/tmp/maxpo-lab-cache timeout -s TERM $LEFT $PY -m maxpo.lab compare --preset gpu \
+    --methods grpo,pkpo_loo1,maxpo --seeds 0,1 --work-dir /tmp/maxpo-lab-runs \
+    --out "$OUT/gpu_compare.json" --label "GPU results: preset gpu, 3 methods x 2 seeds" --no-progress
+echo "session: $(( $(date +%s) - START )) s"

@@ -75,3 +75,25 @@ def test_lab_runs_on_a_local_hf_model(model_dir: Path, tmp_path: Path, monkeypat
 def test_missing_model_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not a Hugging Face model directory"):
         load_hf(tmp_path, torch.device("cpu"))
+
+
+def test_pretrained_preset_dry_run_with_a_large_vocabulary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pretrained preset's path on a tiny random Qwen2-style model with Qwen2's 151,936-token vocabulary:
+    warm start, sampling, micro-batched log-probabilities with KL to the reference, evaluation."""
+    import dataclasses
+
+    from maxpo.lab.config import preset
+    from maxpo.lab.hf import save_tiny_random_model_like_qwen2
+
+    monkeypatch.setenv("MAXPO_LAB_CACHE", str(tmp_path / "cache"))
+    model_dir = save_tiny_random_model_like_qwen2(tmp_path / "qwen")
+    cfg = preset("pretrained")
+    cfg = dataclasses.replace(
+        cfg, device="cpu", threads=1, model=dataclasses.replace(cfg.model, hf_path=str(model_dir)),
+        warmstart=dataclasses.replace(cfg.warmstart, steps=2, batch_size=4),
+        eval=EvalConfig(prompts=4, samples=4, every=1, ks=(1, 4)),
+    ).with_rl(steps=1, prompts_per_step=2, samples_per_prompt=8, micro_batch=5, max_new_tokens=4)
+    res = train(cfg, tmp_path / "run", show_progress=False)
+    rec = read_metrics(tmp_path / "run" / "metrics.jsonl", "train")[0]
+    assert rec["samples"] == 16 and rec["kl"] >= 0 and rec["grad_norm"] == rec["grad_norm"]
+    assert res.summary["final_eval"]["n_prompts"] == 4

@@ -261,3 +261,19 @@ def test_resume_after_the_last_checkpoint_adds_no_duplicate_records(tmp_path: Pa
     res = train(tiny(steps=2), tmp_path / "run", resume=True, show_progress=False)
     assert _no_timing(read_metrics(tmp_path / "run" / "metrics.jsonl")) == _no_timing(before)
     assert res.summary["final_eval"]["step"] == 2
+
+
+def test_an_unwritable_cache_keeps_the_trained_warm_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Writing the cache fails (its directory is a file): a warning, and the trained model is still returned."""
+    from maxpo.lab.warmstart import warm_start
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("MAXPO_LAB_CACHE", str(blocker / "cache"))
+    cfg = dataclasses.replace(tiny(), warmstart=dataclasses.replace(WARM, steps=3))
+    model, _, info = warm_start(cfg, torch.device("cpu"), bf16=False, show=False)
+    assert info["steps"] == 3 and not info["cached"]
+    assert "could not cache the warm start" in capsys.readouterr().err
+    retrained, _, _ = warm_start(cfg, torch.device("cpu"), bf16=False, show=False, use_cache=False)  # deterministic
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), retrained.state_dict().values()))

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_NAME"]
+__all__ = ["save_checkpoint", "load_checkpoint", "load_model_weights", "read_checkpoint", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -26,8 +26,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, dict[str, Any]]:
-    """Restore ``model`` and ``optimizer`` in place; return ``(step, extra)``.
+def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """The checkpoint's contents; ``ValueError`` naming the file when it is empty, truncated or not a checkpoint.
 
     Raises:
         FileNotFoundError: no checkpoint at ``path``.
@@ -35,8 +35,29 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}: nothing to resume")
-    device = next(model.parameters()).device
-    blob = torch.load(path, map_location=device, weights_only=True)
-    model.load_state_dict(blob["model"])
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for a damaged file
+        msg = " ".join(str(err).split())[:160]
+        raise ValueError(f"{path}: cannot be read as a checkpoint; it is empty, truncated or corrupt ({msg})") from None
+    if not isinstance(blob, dict) or not {"model", "optimizer", "step"} <= set(blob):
+        raise ValueError(f"{path}: not a lab checkpoint (expected the keys model, optimizer, step)")
+    return blob
+
+
+def load_model_weights(path: str | Path, model: nn.Module) -> int:
+    """Load only the model's weights from a checkpoint; return its step (errors as :func:`read_checkpoint`)."""
+    blob = read_checkpoint(path, next(model.parameters()).device)
+    try:
+        model.load_state_dict(blob["model"])
+    except RuntimeError as err:
+        raise ValueError(f"{path}: its weights do not fit this model ({' '.join(str(err).split())[:160]})") from None
+    return int(blob["step"])
+
+
+def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, dict[str, Any]]:
+    """Restore ``model`` and ``optimizer`` in place; return ``(step, extra)`` (errors as :func:`read_checkpoint`)."""
+    step = load_model_weights(path, model)
+    blob = read_checkpoint(path, next(model.parameters()).device)
     optimizer.load_state_dict(blob["optimizer"])
-    return int(blob["step"]), blob["extra"]
+    return step, blob.get("extra", {})

@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
 import maxpo
-from maxpo.lab.config import AGGREGATIONS, PRESETS, REWARDS, LabConfig, preset
+from maxpo.lab.config import AGGREGATIONS, PRESETS, REWARDS, LabConfig, load_config, preset
 from maxpo.lab.train import DeviceUnavailable
 
 __all__ = ["main", "build_parser", "config_from_args"]
@@ -37,6 +39,8 @@ _OVERRIDES: list[tuple[str, str | None, str, Any, str]] = [
     ("--updates-per-batch", "rl", "updates_per_batch", int, "optimizer steps per sampled batch (PPO epochs)"),
     ("--clip-eps", "rl", "clip_eps", float, "PPO ratio clipping (acts when updates-per-batch > 1); 0 = off"),
     ("--kl-coef", "rl", "kl_coef", float, "weight of the KL penalty to the warm-start model; 0 = off"),
+    ("--max-grad-norm", "rl", "max_grad_norm", float, "gradient clipping of the global norm; 0 = off"),
+    ("--micro-batch", "rl", "micro_batch", int, "answers per forward/backward pass of an update; 0 = all at once"),
     ("--aggregation", "rl", "aggregation", str, f"loss aggregation: {' or '.join(AGGREGATIONS)}"),
     ("--max-new-tokens", "rl", "max_new_tokens", int, "longest sampled answer"),
     ("--warmstart-steps", "warmstart", "steps", int, "supervised warm-start steps (0 = none)"),
@@ -46,25 +50,50 @@ _OVERRIDES: list[tuple[str, str | None, str, Any, str]] = [
     ("--model-path", "model", "hf_path", str, "a local Hugging Face model directory (model + tokenizer) to use instead of the tiny GPT"),
     ("--seed", None, "seed", int, "RL seed (prompts and sampling)"),
     ("--device", None, "device", str, "cpu, cuda, cuda:N or auto"),
-    ("--threads", None, "threads", int, "torch CPU threads"),
+    ("--threads", None, "threads", int, "torch CPU threads (none: torch's default)"),
     ("--checkpoint-every", None, "checkpoint_every", int, "steps between checkpoints"),
 ]
+#: The flags that make sense for ``eval`` (the rest shape training only).
+_EVAL_FLAGS = ("--eval-prompts", "--eval-samples", "--max-new-tokens", "--model-path", "--device", "--threads")
 
 
-def _add_config_args(p: argparse.ArgumentParser, with_method: bool = True) -> None:
-    p.add_argument("--preset", default="smoke", choices=sorted(PRESETS), help="starting configuration (default: smoke)")
+def _preset_values(section: str | None, name: str) -> str:
+    """``smoke 80, cpu 300, ...``: a field's value in every preset, for ``--help``."""
+    vals = []
+    for pname in PRESETS:
+        cfg = preset(pname)
+        value = getattr(cfg if section is None else getattr(cfg, section), name)
+        vals.append(f"{pname} {'none' if value is None else value}")
+    return ", ".join(vals)
+
+
+def _add_config_args(p: argparse.ArgumentParser, flags: Sequence[str] | None = None, preset_help: str = "") -> None:
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                   help=preset_help or "starting configuration (default: smoke)")
     p.add_argument("--config", type=Path, help="a config.json (as written in a run directory) instead of a preset")
-    for flag, _, _, typ, help_ in _OVERRIDES:
-        if flag == "--method" and not with_method:
+    for flag, section, name, typ, help_ in _OVERRIDES:
+        if flags is not None and flag not in flags:
             continue
-        p.add_argument(flag, type=typ, default=None, help=help_)
-    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: on for CUDA)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        p.add_argument(flag, type=typ, default=None, help=f"{help_} (default: the preset's: {_preset_values(section, name)})")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: on for CUDA, off for CPU)")
+    p.add_argument("--no-progress", action="store_true", help="one line per evaluation on stderr instead of progress bars")
 
 
-def config_from_args(args: argparse.Namespace) -> LabConfig:
-    """The preset (or ``--config`` file) with the command line's overrides applied."""
-    cfg = LabConfig.from_dict(json.loads(args.config.read_text())) if args.config else preset(args.preset)
+def config_from_args(args: argparse.Namespace, saved: Path | None = None) -> LabConfig:
+    """The base configuration with the command line's overrides applied.
+
+    The base is ``--config`` if given, else ``--preset`` if given, else the saved
+    ``config.json`` at ``saved`` (a run being resumed or evaluated) if given, else
+    the smoke preset.
+    """
+    if args.config:
+        cfg = load_config(args.config)
+    elif args.preset:
+        cfg = preset(args.preset)
+    elif saved is not None:
+        cfg = load_config(saved)
+    else:
+        cfg = preset("smoke")
     for flag, section, name, _, _ in _OVERRIDES:
         value = getattr(args, flag[2:].replace("-", "_"), None)
         if value is None:
@@ -85,28 +114,32 @@ def build_parser() -> argparse.ArgumentParser:
         description="The MaxPO lab: warm-start a small language model on countdown puzzles, then train it with "
         "group-based RL whose advantage estimator is a switch (MaxPO, PKPO, GRPO, ...), and evaluate pass@k / max@k.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="presets: smoke (CPU, under a minute), cpu (the longer CPU comparison), gpu (one GPU).\n"
+        epilog="presets: smoke (CPU; one run 10 to 30 s, the default 3 x 3 comparison about 2.5 minutes with the warm start), cpu (the "
+        "longer CPU comparison), gpu (one GPU), pretrained (a local Hugging Face model: --model-path DIR).\n"
+        "Warm starts are cached in $MAXPO_LAB_CACHE (default ~/.cache/maxpo/lab); copy or move its files to reuse them.\n"
         "Multi-GPU / multi-node: launch the same command with torchrun.",
     )
     sub = top.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="warm start (cached) + RL for one method and seed")
-    _add_config_args(p)
+    _add_config_args(p, preset_help="starting configuration (default: smoke; with --resume: the run's saved config.json)")
     p.add_argument("--out", type=Path, required=True, help="run directory (config, metrics.jsonl, checkpoint)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint, with its saved configuration (--steps may grow it)")
 
     p = sub.add_parser("eval", help="evaluate a run's checkpoint (or the warm start) on held-out puzzles")
-    p.add_argument("--run", type=Path, help="a run directory; without it the preset's warm-start model is evaluated")
-    _add_config_args(p)
+    p.add_argument("--run", type=Path, help="a run directory (its weights; no warm start is trained); "
+                   "without it the preset's warm-start model is evaluated")
+    _add_config_args(p, flags=_EVAL_FLAGS, preset_help="configuration when no --run is given (default: smoke)")
     p.add_argument("--ks", type=str, default=None, help="comma-separated k values (default: the config's)")
 
     p = sub.add_parser("compare", help="several methods x seeds from one warm start; gathered results as JSON")
-    _add_config_args(p, with_method=False)
+    _add_config_args(p, flags=[f for f, *_ in _OVERRIDES if f != "--method"])
     p.add_argument("--methods", default="grpo,pkpo_loo1,maxpo", help="comma-separated methods (default: grpo,pkpo_loo1,maxpo)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
     p.add_argument("--work-dir", type=Path, required=True, help="where the runs live (one directory each)")
-    p.add_argument("--out", type=Path, required=True, help="JSON file for the gathered results")
-    p.add_argument("--label", default="", help="label stored with the results (e.g. 'CPU results')")
-    p.add_argument("--resume", action="store_true", help="skip complete runs and continue interrupted ones")
+    p.add_argument("--out", type=Path, required=True, help="JSON file for the gathered results (rewritten after each run)")
+    p.add_argument("--label", default="", help="label stored with the results (default: device and preset)")
+    p.add_argument("--resume", action="store_true", help="skip complete runs, continue interrupted ones, start the rest")
     return top
 
 
@@ -114,55 +147,68 @@ def _ints(text: str, what: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise SystemExit(f"error: {what} must be comma-separated integers, got {text!r}") from None
+        raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from None
 
 
 def _eval_command(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from maxpo.lab.checkpoint import CHECKPOINT_NAME
+    from maxpo.lab.checkpoint import CHECKPOINT_NAME, load_model_weights
     from maxpo.lab.evaluate import evaluate
     from maxpo.lab.seeding import derive_seed
     from maxpo.lab.task import heldout_puzzles
-    from maxpo.lab.train import resolve_device
-    from maxpo.lab.warmstart import warm_start
+    from maxpo.lab.train import resolve_device, validate
+    from maxpo.lab.warmstart import build_policy, warm_start
 
+    saved = None
     if args.run:
-        cfg_path = args.run / "config.json"
-        if not cfg_path.is_file():
-            raise SystemExit(f"error: {args.run} is not a run directory (no config.json)")
-        args.config = cfg_path
-    cfg = config_from_args(args)
+        saved = args.run / "config.json"
+        if not saved.is_file():
+            raise ValueError(f"{args.run} is not a run directory (no config.json)")
+        if not (args.run / CHECKPOINT_NAME).is_file():
+            raise ValueError(f"{args.run} has no {CHECKPOINT_NAME} yet")
+    cfg = config_from_args(args, saved)
+    ks = _ints(args.ks, "--ks") if args.ks else list(cfg.eval.ks)
+    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, ks=tuple(ks)))
+    validate(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     bf16 = cfg.bf16 if cfg.bf16 is not None else device.type == "cuda"
-    model, tok, info = warm_start(cfg, device, bf16, show=not args.no_progress)
     step = 0
-    if args.run:
-        ckpt = args.run / CHECKPOINT_NAME
-        if not ckpt.is_file():
-            raise SystemExit(f"error: {args.run} has no {CHECKPOINT_NAME} yet")
-        blob = torch.load(ckpt, map_location=device, weights_only=True)
-        model.load_state_dict(blob["model"])
-        step = int(blob["step"])
-    ks = _ints(args.ks, "--ks") if args.ks else list(cfg.eval.ks)
+    if args.run:  # the run's own weights: the warm start is not needed (nor trained)
+        model, tok = build_policy(cfg, device)
+        model.eval()
+        step = load_model_weights(args.run / CHECKPOINT_NAME, model)
+    else:
+        model, tok, _ = warm_start(cfg, device, bf16, show=not args.no_progress)
     ev = evaluate(model, tok, heldout_puzzles(cfg.task, cfg.eval.prompts, cfg.eval.seed), cfg.eval.samples, ks,
                   cfg.rl.max_new_tokens, derive_seed(cfg.eval.seed, "eval", step), bf16)
-    return {"run": str(args.run) if args.run else None, "step": step, **ev.to_dict()}
+    return {"run": str(args.run) if args.run else None, "step": step,
+            **{k: v for k, v in ev.to_dict().items() if k != "correct_counts"}}
+
+
+def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
+    """Entry point; returns the exit status (0 done, 2 bad input or configuration, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     command = ["python", "-m", "maxpo.lab", *(sys.argv[1:] if argv is None else argv)]
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM (timeout, schedulers) acts like Ctrl-C
+        previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         if args.command == "train":
             from maxpo.lab.train import train
 
-            res = train(config_from_args(args), args.out, resume=args.resume, show_progress=not args.no_progress, argv=command)
+            saved = args.out / "config.json" if args.resume and (args.out / "config.json").is_file() else None
+            res = train(config_from_args(args, saved), args.out, resume=args.resume, show_progress=not args.no_progress,
+                        argv=command)
             if res.is_main:
-                print(json.dumps({"run_dir": str(res.run_dir), "final_eval": res.summary["final_eval"]}, indent=2))
+                final = {k: v for k, v in res.summary["final_eval"].items() if k != "correct_counts"}
+                print(json.dumps({"run_dir": str(res.run_dir), "final_eval": final}, indent=2))
         elif args.command == "eval":
             print(json.dumps(_eval_command(args), indent=2))
         else:
@@ -172,9 +218,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                           args.work_dir, args.out, resume=args.resume, show_progress=not args.no_progress, argv=command,
                           label=args.label)
             print(json.dumps({m: {k: round(v["mean"], 4) for k, v in s["final"].items()} for m, s in res["summary"].items()}, indent=2))
-    except (ValueError, FileNotFoundError, FileExistsError, DeviceUnavailable) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, OSError, DeviceUnavailable) as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        print(f"\n{err}" if str(err) else "\ninterrupted", file=sys.stderr, flush=True)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0

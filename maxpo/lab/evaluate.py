@@ -25,12 +25,21 @@ from maxpo.lab.seeding import uniforms
 from maxpo.lab.task import Puzzle, score_batch
 from maxpo.lab.tokenizer import LabTokenizer
 
-__all__ = ["EvalResult", "encode_prompt", "evaluate"]
+__all__ = ["EvalResult", "encode_prompt", "evaluate", "passk_curve_ks"]
+
+
+def passk_curve_ks(n_samples: int) -> list[int]:
+    """The k of a pass@k curve from ``n_samples`` answers per puzzle: 1, 2, 4, ... up to ``n_samples`` (included)."""
+    if n_samples < 1:
+        return []
+    ks = [1 << i for i in range(n_samples.bit_length()) if 1 << i <= n_samples]
+    return ks if ks[-1] == n_samples else ks + [n_samples]
 
 
 @dataclass
 class EvalResult:
-    """Held-out metrics: ``passk[k]``, ``maxk[k]``, and per-token entropy etc."""
+    """Held-out metrics: ``passk[k]``, ``maxk[k]``, per-token entropy etc., and each puzzle's count of correct answers
+    (``correct_counts``, in puzzle order: what a paired bootstrap over puzzles resamples)."""
 
     passk: dict[int, float]
     maxk: dict[int, float]
@@ -39,12 +48,13 @@ class EvalResult:
     mean_length: float
     n_prompts: int
     n_samples: int
+    correct_counts: list[int]
 
     def to_dict(self) -> dict:
         out: dict = {f"pass@{k}": v for k, v in self.passk.items()}
         out.update({f"max@{k}": v for k, v in self.maxk.items()})
         out.update(entropy=self.entropy, well_formed=self.well_formed, mean_length=self.mean_length,
-                   n_prompts=self.n_prompts, n_samples=self.n_samples)
+                   n_prompts=self.n_prompts, n_samples=self.n_samples, correct_counts=self.correct_counts)
         return out
 
 
@@ -52,6 +62,14 @@ def encode_prompt(tokenizer: LabTokenizer, puzzle: Puzzle) -> list[int]:
     """Token ids of a puzzle's prompt, BOS first when the tokenizer has one."""
     ids = tokenizer.encode(puzzle.prompt)
     return ([tokenizer.bos_id] if tokenizer.bos_id is not None else []) + ids
+
+
+def _vocab_size(model: nn.Module) -> int | None:
+    """The model's output vocabulary, when its config says (the lab's GPT and Hugging Face models do)."""
+    for cfg in (getattr(model, "cfg", None), getattr(getattr(model, "model", None), "config", None)):
+        if cfg is not None and getattr(cfg, "vocab_size", None):
+            return int(cfg.vocab_size)
+    return None
 
 
 @torch.no_grad()
@@ -86,6 +104,9 @@ def evaluate(
     ent_sum = torch.zeros((), dtype=torch.float64)
     tok_sum = torch.zeros((), dtype=torch.float64)
     wf_sum = torch.zeros((), dtype=torch.float64)
+    vocab = _vocab_size(model)
+    if vocab:  # bound the (answers x vocabulary) float32 arrays of a sampling step to about 2^26 numbers
+        chunk = min(chunk, max(n_samples, 2**26 // vocab))
     per_chunk = max(1, chunk // n_samples)
     for start in range(lo, hi, per_chunk):
         stop = min(hi, start + per_chunk)
@@ -104,6 +125,9 @@ def evaluate(
     sums += [maxpo.maxk_estimate(r, k).sum() if len(r) else torch.zeros((), dtype=torch.float64) for k in ks]
     totals = all_reduce_sum(torch.stack(sums + [ent_sum, tok_sum, wf_sum]), dist)
     n_all = len(puzzles)
+    counts = torch.zeros(n_all, dtype=torch.float64)
+    counts[lo:hi] = c.sum(-1)
+    counts = all_reduce_sum(counts, dist)
     nk = len(ks)
     return EvalResult(
         passk={k: float(totals[i]) / n_all for i, k in enumerate(ks)},
@@ -113,4 +137,5 @@ def evaluate(
         mean_length=float(totals[-2]) / (n_all * n_samples),
         n_prompts=n_all,
         n_samples=n_samples,
+        correct_counts=[int(x) for x in counts.tolist()],
     )

@@ -41,7 +41,7 @@ import torch
 
 import maxpo
 
-__all__ = ["advantage_scale", "LossParts", "policy_loss"]
+__all__ = ["advantage_scale", "scaled_advantages", "LossParts", "policy_loss"]
 
 #: Methods whose advantages are scaled to estimate grad J_K itself (multiplied by B/K).
 _GRAD_JK_SCALED = frozenset({"maxpo", "maxpo_pairwise", "pkpo_s", "pkpo_loo", "pkpo_loo1"})
@@ -67,6 +67,11 @@ def advantage_scale(method: str, b: int, k: int) -> float:
     if method in _B_SCALED:
         return float(b)
     raise ValueError(f"method {method!r} has no loss scale in maxpo.lab.loss; add it to one of the tables")
+
+
+def scaled_advantages(rewards: torch.Tensor, k: int, method: str, scale: float) -> torch.Tensor:
+    """``maxpo.advantages(rewards, k, method)`` times ``scale`` (:func:`advantage_scale`): what the loss uses."""
+    return maxpo.advantages(rewards, k, method=method) * scale
 
 
 @dataclass

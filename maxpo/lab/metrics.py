@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,22 +40,44 @@ class MetricsLog:
             f.write(json.dumps(_clean(record)) + "\n")
 
     def truncate_after(self, step: int) -> None:
-        """Drop train records with ``step > step`` and eval records with ``step > step``."""
+        """Drop records with ``step > step``.
+
+        A truncated last line (what a killed process leaves) is dropped too, with a
+        note on stderr: it belongs to a step after the checkpoint, which is re-run.
+        """
         if not self.enabled or not self.path.exists():
             return
-        kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= step]
+        records = read_metrics(self.path, allow_truncated_tail=True)
+        kept = [r for r in records if r.get("step", 0) <= step]
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
         tmp.replace(self.path)
 
 
-def read_metrics(path: str | Path, kind: str | None = None) -> list[dict[str, Any]]:
-    """All records of a metrics file, optionally only those of one ``kind``."""
+def read_metrics(path: str | Path, kind: str | None = None, allow_truncated_tail: bool = False) -> list[dict[str, Any]]:
+    """All records of a metrics file, optionally only those of one ``kind``.
+
+    Raises:
+        ValueError: a line that is not a JSON record, naming the file and line (a
+            broken *last* line is skipped instead when ``allow_truncated_tail``).
+    """
+    path = Path(path)
     out: list[dict[str, Any]] = []
-    for line in Path(path).read_text().splitlines():
-        if line.strip():
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
             rec = json.loads(line)
-            if kind is None or rec.get("kind") == kind:
-                out.append(rec)
+            if not isinstance(rec, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            if allow_truncated_tail and i == len(lines) - 1:
+                print(f"note: {path}: dropped the truncated last line {i + 1} (a step after the checkpoint; it is re-run)",
+                      file=sys.stderr)
+                continue
+            raise ValueError(f"{path}, line {i + 1}: not a JSON record (the file is truncated or corrupt)") from None
+        if kind is None or rec.get("kind") == kind:
+            out.append(rec)
     return out
 

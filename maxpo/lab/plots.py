@@ -13,7 +13,8 @@ import plotly.graph_objects as go
 
 from maxpo import viz
 
-__all__ = ["seed_band_figure", "run_curves_figure", "summary_rows", "summary_html"]
+__all__ = ["seed_band_figure", "run_curves_figure", "summary_rows", "summary_html", "cost_html", "passk_curve_figure",
+           "grad_norm_figure", "differences_html", "gradvar_html"]
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -71,15 +72,70 @@ def summary_rows(result: dict[str, Any], metrics: Sequence[str]) -> list[dict[st
     return rows
 
 
-def summary_html(result: dict[str, Any], metrics: Sequence[str]) -> str:
-    """:func:`summary_rows` as an HTML table (mean ± standard deviation across seeds)."""
-    head = ["method", "seeds", *[f"final {m}" for m in metrics], "answers/s", "tokens/s", "ms/step", "advantages (share of step)"]
-    out = ["<table class='table'>", "<thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead>", "<tbody>"]
-    for row in summary_rows(result, metrics):
-        cells = [html.escape(row["method"]), str(row["seeds"])]
-        cells += [f"{row[m][0]:.3f} ± {row[m][1]:.3f}" for m in metrics]
-        cells += [f"{row['samples_per_s']:,.0f}", f"{row['tokens_per_s']:,.0f}", f"{row['step_ms']:.0f}",
-                  f"{100 * row['adv_share']:.2f}%"]
-        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    out = ["<table class='table'>", "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead>",
+           "<tbody>"]
+    out += ["<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows]
     out += ["</tbody>", "</table>"]
     return "\n".join(out)
+
+
+def summary_html(result: dict[str, Any], metrics: Sequence[str]) -> str:
+    """Final metrics per method as an HTML table (mean ± standard deviation across seeds); narrow by design."""
+    rows = [[html.escape(r["method"])] + [f"{r[m][0]:.3f} ± {r[m][1]:.3f}" for m in metrics]
+            for r in summary_rows(result, metrics)]
+    return _table(["method", *metrics], rows)
+
+
+def cost_html(result: dict[str, Any]) -> str:
+    """Throughput and the share of the step spent on advantages, per method, as an HTML table."""
+    rows = [[html.escape(r["method"]), f"{r['samples_per_s']:,.0f}", f"{r['step_ms']:.0f}", f"{100 * r['adv_share']:.2f}%"]
+            for r in summary_rows(result, [])]
+    return _table(["method", "answers/s", "ms/step", "advantages"], rows)
+
+
+def passk_curve_figure(result: dict[str, Any], height: int = 420) -> go.Figure:
+    """Held-out pass@k against k (log scale) at the end of RL, mean over seeds, and the warm start's."""
+    curves = result["passk_curves"]
+    fig = viz.new_figure(x_title="k (answers per puzzle)", y_title="held-out pass@k", height=height)
+    fig.update_xaxes(type="log", tickvals=curves["k"], ticktext=[str(k) for k in curves["k"]])
+    fig.add_trace(go.Scatter(x=curves["k"], y=curves["warm start"], mode="lines+markers", name="warm start",
+                             line=dict(color="#888888", dash="dash")))
+    for method in result["methods"]:
+        if method in curves:
+            fig.add_trace(go.Scatter(x=curves["k"], y=curves[method], mode="lines+markers", name=_label(method, result["k"]),
+                                     line=dict(color=viz.method_color(method), width=2)))
+    return fig
+
+
+def grad_norm_figure(result: dict[str, Any], height: int = 380) -> go.Figure:
+    """Gradient norm (before any clipping) against the RL step: median over seeds per method, log scale."""
+    fig = viz.new_figure(x_title="RL step", y_title="gradient norm", height=height)
+    fig.update_yaxes(type="log")
+    for method in result["methods"]:
+        runs = [r for r in result["runs"] if r["method"] == method]
+        vals = np.median(np.array([r["train"]["grad_norm"] for r in runs], dtype=float), axis=0)
+        fig.add_trace(go.Scatter(x=runs[0]["train"]["step"], y=vals, mode="lines", name=_label(method, result["k"]),
+                                 line=dict(color=viz.method_color(method), width=1.5)))
+    return fig
+
+
+def differences_html(result: dict[str, Any], metric: str) -> str:
+    """Paired bootstrap intervals of the final ``metric`` differences (method a minus b), one row each."""
+    rows = []
+    for d in result["differences"]:
+        if d["metric"] != metric:
+            continue
+        b = d["b"] if d["b"] == "warm start" else viz.method_label(d["b"])
+        rows.append([f"{html.escape(viz.method_label(d['a']))} − {html.escape(b)}",
+                     f"{d['diff']:+.3f}", f"[{d['lo']:+.3f}, {d['hi']:+.3f}]"])
+    level = int(round(100 * result["differences"][0]["level"])) if result["differences"] else 95
+    return _table(["difference", metric, f"{level}% interval"], rows)
+
+
+def gradvar_html(result: dict[str, Any], checkpoint: str) -> str:
+    """Gradient variance at one checkpoint: relative variance and cosine to the mean gradient, per method."""
+    g = result["gradient_variance"][checkpoint]
+    rows = [[html.escape(_label(m, g["k"])), f"{v['relative_variance']:.2f}", f"{v['cosine_to_mean']:.3f}"]
+            for m, v in g["methods"].items()]
+    return _table(["method", "variance / |mean|²", "cosine to mean"], rows)

@@ -46,17 +46,26 @@ def _git(*args: str) -> str | None:
 
 
 def provenance(device: torch.device, argv: list[str] | None = None) -> dict[str, Any]:
-    """Where and how a result was produced: device, versions, git commit and dirty flag, command."""
+    """Where and how a result was produced: device, versions, git commit and dirty flag, command.
+
+    Without git (a copy of the code) the commit is taken from ``$MAXPO_GIT_COMMIT``
+    when set, marked ``git_commit_source``, with ``git_dirty`` unknown (``None``).
+    """
     status = _git("status", "--porcelain")
+    commit = _git("rev-parse", "HEAD")
     info: dict[str, Any] = {
         "device": device_name(device),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "git_commit": _git("rev-parse", "HEAD"),
+        "git_commit": commit,
         "git_dirty": None if status is None else bool(status),
         "command": shlex.join(argv if argv is not None else [Path(sys.executable).name, *sys.argv]),
     }
+    if commit is None and os.environ.get("MAXPO_GIT_COMMIT"):
+        # a copy of the code without git (e.g. a device machine): the commit as the caller states it;
+        # whether the copy was modified is unknown (git_dirty stays None)
+        info.update(git_commit=os.environ["MAXPO_GIT_COMMIT"], git_commit_source="MAXPO_GIT_COMMIT")
     try:
         info["transformers"] = importlib.metadata.version("transformers")
     except importlib.metadata.PackageNotFoundError:

@@ -21,7 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Rollout", "pad_prompts", "sample", "teacher_rollout", "token_logprobs"]
+__all__ = ["Rollout", "pad_prompts", "sample", "teacher_rollout", "token_logprobs", "micro_batches"]
+
+
+def micro_batches(n: int, size: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges that cover ``range(n)`` in pieces of ``size`` (``size`` 0: one piece)."""
+    if size <= 0 or size >= n:
+        return [(0, n)]
+    return [(a, min(n, a + size)) for a in range(0, n, size)]
 
 
 @dataclass
@@ -48,6 +55,20 @@ class Rollout:
     prompt_len: int
     answers: list[list[int]]
     entropy: torch.Tensor
+
+    def rows(self, start: int, stop: int) -> "Rollout":
+        """The sequences ``start:stop`` (same layout; a no-op slice for the whole batch)."""
+        if start == 0 and stop == len(self.answers):
+            return self
+        return Rollout(
+            input_ids=self.input_ids[start:stop],
+            attention_mask=None if self.attention_mask is None else self.attention_mask[start:stop],
+            position_ids=self.position_ids[start:stop],
+            completion_mask=self.completion_mask[start:stop],
+            prompt_len=self.prompt_len,
+            answers=self.answers[start:stop],
+            entropy=self.entropy[start:stop],
+        )
 
     @property
     def n_tokens(self) -> int:

@@ -295,14 +295,18 @@ def heldout_puzzles(cfg: TaskConfig, n: int, seed: int = 12345) -> list[Puzzle]:
     rng = random.Random(seed)
     seen: set[tuple[tuple[int, ...], int]] = set()
     out: list[Puzzle] = []
-    for _ in range(200 * max(n, 1)):
-        if len(out) == n:
-            return out
+    misses = 0  # draws since the last new puzzle: 20000 in a row means the split is exhausted
+    while len(out) < n:
+        if misses > 20_000:
+            raise ValueError(f"the held-out split of {cfg} has fewer than {n} distinct puzzles (found {len(out)})")
         p = _draw(rng, cfg, True)
-        if p.key not in seen:
+        if p.key in seen:
+            misses += 1
+        else:
             seen.add(p.key)
             out.append(p)
-    raise ValueError(f"the held-out split of {cfg} has fewer than {n} distinct puzzles")
+            misses = 0
+    return out
 
 
 def score_batch(puzzles: Sequence[Puzzle], completions: Sequence[str]) -> list[Score]:

@@ -13,17 +13,21 @@ One step (``step`` counts completed steps, from 1):
 
 Evaluation on held-out puzzles at step 0, every ``eval.every`` steps and at the
 end; metrics to ``metrics.jsonl``; a checkpoint every ``checkpoint_every`` steps,
-at the end, and when interrupted (Ctrl-C). ``resume=True`` reloads the
-checkpoint and continues; the result is the uninterrupted run's.
+at the end, and when interrupted (Ctrl-C or SIGTERM, finished between steps).
+``resume=True`` reloads the checkpoint and continues; the result is the
+uninterrupted run's. The pass@k-versus-k curve (``eval.curve_*``) is measured at
+step 0 and at the last step.
 
 Run directory layout: ``config.json``, ``warmstart.json``, ``metrics.jsonl``,
 ``checkpoint.pt``, and ``summary.json`` once the run is complete.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -34,24 +38,29 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import maxpo
-from maxpo.lab.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from maxpo.lab.config import AGGREGATIONS, REWARDS, LabConfig
+from maxpo.lab.checkpoint import CHECKPOINT_NAME, load_checkpoint, read_checkpoint, save_checkpoint
+from maxpo.lab.config import AGGREGATIONS, REWARDS, LabConfig, load_config
 from maxpo.lab.distributed import DistInfo, all_reduce_sum, barrier, broadcast_object, init_distributed, shard_range
-from maxpo.lab.evaluate import encode_prompt, evaluate
-from maxpo.lab.loss import advantage_scale, policy_loss
+from maxpo.lab.evaluate import encode_prompt, evaluate, passk_curve_ks
+from maxpo.lab.preflight import check_context, check_heldout, check_writable_dir
+from maxpo.lab.loss import advantage_scale, policy_loss, scaled_advantages
 from maxpo.lab.metrics import MetricsLog, read_metrics
 from maxpo.lab.progress import progress
 from maxpo.lab.provenance import provenance, utc_now
-from maxpo.lab.sampling import sample, token_logprobs
+from maxpo.lab.sampling import micro_batches, sample, token_logprobs
 from maxpo.lab.seeding import derive_seed, uniforms
 from maxpo.lab.task import heldout_puzzles, sample_puzzles, score_batch
-from maxpo.lab.warmstart import build_policy, warm_start
+from maxpo.lab.warmstart import build_policy, cache_dir, warm_start
 
-__all__ = ["RunResult", "DeviceUnavailable", "resolve_device", "validate", "train"]
+__all__ = ["RunResult", "DeviceUnavailable", "Interrupted", "resolve_device", "validate", "train", "clip_gradients"]
 
 
 class DeviceUnavailable(RuntimeError):
     """The configuration asks for a device this machine does not have."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run; the message says what was saved and how to continue."""
 
 
 @dataclass
@@ -87,10 +96,20 @@ def validate(cfg: LabConfig) -> None:
     reward kind, the aggregation, the batch sizes and the evaluation ks.
     """
     rl, ev = cfg.rl, cfg.eval
+    if rl.k < 1:
+        raise ValueError(f"rl.k (--k) must be >= 1, got {rl.k}")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ValueError(f"threads (--threads) must be >= 1, got {cfg.threads}")
+    if cfg.preset == "pretrained" and not cfg.model.hf_path:
+        raise ValueError("preset 'pretrained' needs --model-path DIR (a local Hugging Face model directory)")
+    if rl.max_grad_norm < 0:
+        raise ValueError(f"rl.max_grad_norm must be >= 0 (0: no clipping), got {rl.max_grad_norm}")
     if rl.reward not in REWARDS:
         raise ValueError(f"reward must be one of {REWARDS}, got {rl.reward!r}")
     if rl.aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {rl.aggregation!r}")
+    if rl.micro_batch < 0:
+        raise ValueError(f"rl.micro_batch must be >= 0 (0: the whole batch at once), got {rl.micro_batch}")
     for name in ("prompts_per_step", "samples_per_prompt", "steps", "updates_per_batch", "max_new_tokens"):
         if getattr(rl, name) < 1:
             raise ValueError(f"rl.{name} must be >= 1, got {getattr(rl, name)}")
@@ -118,10 +137,17 @@ def validate(cfg: LabConfig) -> None:
         raise ValueError(f"eval ks {bad} need 1 <= k <= eval samples={ev.samples} (pass@k needs n >= k samples)")
     if cfg.checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1, got {cfg.checkpoint_every}")
+    if ev.curve_samples < 0 or ev.curve_prompts < 0 or ev.gradvar_repeats < 0 or ev.gradvar_prompts < 1:
+        raise ValueError("eval curve_prompts, curve_samples and gradvar_repeats must be >= 0, gradvar_prompts >= 1")
+    if bool(ev.curve_samples) != bool(ev.curve_prompts):
+        raise ValueError("eval curve_prompts and curve_samples must both be 0 (no curve) or both positive")
+    if not cfg.model.hf_path:
+        check_context(cfg, cfg.model.max_len)
+    check_heldout(cfg)
 
 
 class _DeferredInterrupt:
-    """Turn Ctrl-C (SIGINT) into a request honoured between steps, so the checkpoint is clean.
+    """Turn Ctrl-C (SIGINT) and SIGTERM into a request honoured between steps, so the checkpoint is clean.
 
     All processes agree on the request (an all-reduce per step), so they stop at
     the same step. Outside the main thread (where no handler can be installed)
@@ -130,11 +156,12 @@ class _DeferredInterrupt:
 
     def __init__(self) -> None:
         self.flag = False
-        self.previous: Any = None
+        self.previous: dict[int, Any] = {}
 
     def __enter__(self) -> "_DeferredInterrupt":
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -147,8 +174,8 @@ class _DeferredInterrupt:
         return bool(all_reduce_sum(torch.tensor([float(self.flag)]), dist)[0] > 0)
 
     def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 def _sync(device: torch.device) -> None:
@@ -168,16 +195,33 @@ def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
     return out
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; ``ValueError`` naming the file when it is truncated or not JSON."""
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); the file is truncated or corrupt") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return data
+
+
 def _prepare_run_dir(cfg: LabConfig, run_dir: Path, resume: bool, dist: DistInfo) -> LabConfig:
     """Create or check the run directory; on resume return the saved config (steps may grow)."""
     cfg_path = run_dir / "config.json"
     if resume:
         if not cfg_path.is_file():
             raise FileNotFoundError(f"--resume: {run_dir} has no config.json; nothing to resume")
-        saved = LabConfig.from_dict(json.loads(cfg_path.read_text()))
+        saved = load_config(cfg_path)
         if saved.with_rl(steps=cfg.rl.steps) != cfg:
             diff = _config_diff(saved.with_rl(steps=cfg.rl.steps).to_dict(), cfg.to_dict())
             raise ValueError(f"--resume with a different configuration than {cfg_path} (differs in: {', '.join(diff)}); only rl.steps may change")
+        done = _read_json(run_dir / "summary.json")["steps"] if (run_dir / "summary.json").is_file() else 0
+        if (run_dir / CHECKPOINT_NAME).is_file():
+            done = max(done, int(read_checkpoint(run_dir / CHECKPOINT_NAME)["step"]))
+        if cfg.rl.steps < done:
+            raise ValueError(f"--steps {cfg.rl.steps} is below the {done} steps {run_dir} already ran (its checkpoint's "
+                             f"step {done}); a run cannot be shortened, its evaluations would carry the wrong step")
         if dist.main and saved.rl.steps != cfg.rl.steps:
             cfg_path.write_text(json.dumps(cfg.to_dict(), indent=2))
         return cfg
@@ -193,9 +237,12 @@ def train(cfg: LabConfig, run_dir: str | Path, resume: bool = False, show_progre
     """Run (or resume) one lab run in ``run_dir`` (see the module docstring)."""
     validate(cfg)
     run_dir = Path(run_dir)
+    device = resolve_device(cfg.device)
+    check_writable_dir(run_dir, "run directory (--out)")
+    if cfg.warmstart.steps > 0:
+        check_writable_dir(cache_dir(), "warm-start cache ($MAXPO_LAB_CACHE)")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
     dist = init_distributed(device.type)
     if device.type == "cuda" and dist.active:
         device = torch.device("cuda", dist.local_rank)
@@ -205,18 +252,22 @@ def train(cfg: LabConfig, run_dir: str | Path, resume: bool = False, show_progre
     cfg = _prepare_run_dir(cfg, run_dir, resume, dist)
     barrier(dist)
     if resume and summary_path.is_file():
-        done = json.loads(summary_path.read_text())
+        done = _read_json(summary_path)
         if done["config"]["rl"]["steps"] == cfg.rl.steps:
             return RunResult(run_dir, done, dist.main)
     t_start = time.perf_counter()
     started = utc_now()
 
-    if dist.main:
-        model, tok, ws_info = warm_start(cfg, device, bf16, show=show_progress)
-    else:
-        model, tok = build_policy(cfg, device)
-        model.eval()
-        ws_info = None
+    try:
+        if dist.main:
+            model, tok, ws_info = warm_start(cfg, device, bf16, show=show_progress)
+        else:
+            model, tok = build_policy(cfg, device)
+            model.eval()
+            ws_info = None
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted during the warm start: nothing was cached; {run_dir} holds only config.json, "
+                          "and the next run (or --resume) trains the warm start again") from None
     ws_info = broadcast_object(ws_info, dist)
     if dist.main:
         (run_dir / "warmstart.json").write_text(json.dumps(ws_info, indent=2))
@@ -236,6 +287,7 @@ def train(cfg: LabConfig, run_dir: str | Path, resume: bool = False, show_progre
     barrier(dist)
 
     heldout = heldout_puzzles(cfg.task, cfg.eval.prompts, cfg.eval.seed)
+    curve_ks = passk_curve_ks(cfg.eval.curve_samples)
     rl = cfg.rl
     scale = advantage_scale(rl.method, rl.samples_per_prompt, rl.k)
     totals = {"t_step": 0.0, "t_sample": 0.0, "t_reward": 0.0, "t_adv": 0.0, "t_update": 0.0, "samples": 0, "tokens": 0}
@@ -246,7 +298,18 @@ def train(cfg: LabConfig, run_dir: str | Path, resume: bool = False, show_progre
                       derive_seed(cfg.eval.seed, "eval", step), bf16, dist)
         rec = {"kind": "eval", "step": step, **ev.to_dict(), "t_eval": time.perf_counter() - t0}
         log.append(rec)
+        if dist.main and not show_progress:  # without progress bars: one line per evaluation
+            print(f"{rl.method} seed {cfg.seed} step {step}/{rl.steps}: pass@1 {rec['pass@1']:.3f}"
+                  + "".join(f" pass@{k} {rec[f'pass@{k}']:.3f}" for k in cfg.eval.ks if k > 1)
+                  + f" ({rec['t_eval']:.1f} s, {time.perf_counter() - t_start:.0f} s since start)", file=sys.stderr, flush=True)
         return rec
+
+    def run_curve(step: int) -> None:
+        if not curve_ks:
+            return
+        ev = evaluate(model, tok, heldout[: cfg.eval.curve_prompts], cfg.eval.curve_samples, curve_ks, rl.max_new_tokens,
+                      derive_seed(cfg.eval.seed, "curve", step), bf16, dist)
+        log.append({"kind": "curve", "step": step, **ev.to_dict()})
 
     def checkpoint(step: int) -> None:
         if dist.main:
@@ -254,7 +317,12 @@ def train(cfg: LabConfig, run_dir: str | Path, resume: bool = False, show_progre
         barrier(dist)
 
     if start == 0:
-        last_eval: dict[str, Any] | None = run_eval(0)
+        try:
+            last_eval: dict[str, Any] | None = run_eval(0)
+            run_curve(0)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted during the step-0 evaluation (the warm start is cached); "
+                              f"continue with --resume --out {run_dir}") from None
     else:  # the latest evaluation already logged (the metrics file was cut back to the checkpoint)
         logged = read_metrics(run_dir / "metrics.jsonl", "eval") if (run_dir / "metrics.jsonl").is_file() else []
         last_eval = broadcast_object(logged[-1] if logged else None, dist)
@@ -273,11 +341,13 @@ def train(cfg: LabConfig, run_dir: str | Path, resume: bool = False, show_progre
             if step % cfg.checkpoint_every == 0 or step == rl.steps or stop:
                 checkpoint(step)
             if stop:
-                if dist.main:
-                    print(f"\ninterrupted: checkpoint of step {step} written to {run_dir}; continue with --resume", flush=True)
-                raise KeyboardInterrupt
+                raise Interrupted(f"interrupted: checkpoint of step {step} written to {run_dir}; "
+                                  f"continue with --resume --out {run_dir}")
     if last_eval is None or last_eval["step"] != rl.steps:
         last_eval = run_eval(rl.steps)
+    have_curve = dist.main and any(r["step"] == rl.steps for r in read_metrics(run_dir / "metrics.jsonl", "curve"))
+    if curve_ks and not broadcast_object(have_curve, dist):
+        run_curve(rl.steps)
     # every process's parameter checksum: DDP keeps them identical, and the summary shows it
     sums = torch.zeros(dist.world, dtype=torch.float64)
     sums[dist.rank] = sum(float(p.detach().double().sum()) for p in model.parameters())
@@ -302,6 +372,21 @@ def train(cfg: LabConfig, run_dir: str | Path, resume: bool = False, show_progre
     return RunResult(run_dir, summary, dist.main)
 
 
+def clip_gradients(model: torch.nn.Module, max_norm: float) -> tuple[float, bool]:
+    """Clip the global gradient norm of ``model`` to ``max_norm`` (0: no clipping).
+
+    Returns the norm *before* clipping and whether clipping changed the gradient
+    (the norm exceeded ``max_norm > 0``).
+    """
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return 0.0, False
+    if max_norm > 0:
+        norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
+        return norm, norm > max_norm
+    return float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))), False
+
+
 def _rl_step(cfg: LabConfig, step: int, ddp: torch.nn.Module, model: torch.nn.Module, ref: torch.nn.Module | None,
              opt: torch.optim.Optimizer, tok: Any, scale: float, bf16: bool, device: torch.device, dist: DistInfo) -> dict[str, Any]:
     """One RL step (see the module docstring); returns its metrics record."""
@@ -320,7 +405,7 @@ def _rl_step(cfg: LabConfig, step: int, ddp: torch.nn.Module, model: torch.nn.Mo
     partial = torch.tensor([s.partial for s in scores], dtype=torch.float32).view(-1, b)
     rewards = correct if rl.reward == "binary" else partial
     t2 = time.perf_counter()
-    adv = maxpo.advantages(rewards, rl.k, method=rl.method) * scale
+    adv = scaled_advantages(rewards, rl.k, rl.method, scale)
     t3 = time.perf_counter()
     adv_flat = adv.reshape(-1).to(device)
     mask = roll.completion_mask
@@ -331,34 +416,42 @@ def _rl_step(cfg: LabConfig, step: int, ddp: torch.nn.Module, model: torch.nn.Mo
     else:
         n_tokens = float(all_reduce_sum(torch.tensor(float(local_tokens)), dist))
         denom = n_tokens / dist.world
-    ref_logp = None
+    # micro-batches of answers: the loss is a sum over answers with a global normaliser, so
+    # accumulating the gradients of the pieces gives the gradient of the whole batch
+    pieces = micro_batches(len(roll.answers), rl.micro_batch)
+    ref_logp: list[torch.Tensor | None] = [None] * len(pieces)
     if ref is not None:
         with torch.no_grad():
-            ref_logp = token_logprobs(ref, roll, bf16)
-    old_logp = None
-    stats = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "grad_norm": 0.0}
+            ref_logp = [token_logprobs(ref, roll.rows(a, z), bf16) for a, z in pieces]
+    old_logp: list[torch.Tensor | None] = [None] * len(pieces)
+    stats = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "grad_norm": 0.0, "grad_clipped": 0.0}
+    n_local = max(local_tokens, 1)
     for _ in range(rl.updates_per_batch):
-        logp = token_logprobs(ddp, roll, bf16)
-        if old_logp is None:  # the first update runs on the sampling weights: these are the old log-probs
-            old_logp = logp.detach()
-        parts = policy_loss(logp, old_logp, adv_flat, mask, rl.aggregation, denom, rl.clip_eps, ref_logp, rl.kl_coef)
         opt.zero_grad(set_to_none=True)
-        parts.loss.backward()
-        if rl.max_grad_norm > 0:
-            gn = torch.nn.utils.clip_grad_norm_(model.parameters(), rl.max_grad_norm)
-        else:
-            gn = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]))
+        for j, (a, z) in enumerate(pieces):
+            sync = contextlib.nullcontext() if not dist.active or j == len(pieces) - 1 else ddp.no_sync()
+            with sync:
+                logp = token_logprobs(ddp, roll.rows(a, z), bf16)
+                if old_logp[j] is None:  # the first update runs on the sampling weights: these are the old log-probs
+                    old_logp[j] = logp.detach()
+                parts = policy_loss(logp, old_logp[j], adv_flat[a:z], mask[a:z], rl.aggregation, denom, rl.clip_eps,
+                                    ref_logp[j], rl.kl_coef)
+                parts.loss.backward()
+            share = float(mask[a:z].sum()) / n_local / rl.updates_per_batch
+            stats["loss"] += float(parts.loss.detach()) / rl.updates_per_batch
+            stats["kl"] += parts.kl * share
+            stats["clip_frac"] += parts.clip_frac * share
+        gn, clipped = clip_gradients(model, rl.max_grad_norm)
         opt.step()
-        stats["loss"] += float(parts.loss.detach()) / rl.updates_per_batch
-        stats["kl"] += parts.kl / rl.updates_per_batch
-        stats["clip_frac"] += parts.clip_frac / rl.updates_per_batch
-        stats["grad_norm"] += float(gn) / rl.updates_per_batch
+        stats["grad_norm"] += gn / rl.updates_per_batch
+        stats["grad_clipped"] += float(clipped) / rl.updates_per_batch
     _sync(device)
     t4 = time.perf_counter()
     g_local = hi - lo
     mixed = float(((correct.sum(-1) > 0) & (correct.sum(-1) < b)).sum())
     sums = all_reduce_sum(torch.tensor([float(correct.sum()), float(partial.sum()), float(roll.entropy.sum()),
-                                        sum(s.well_formed for s in scores), mixed, float(adv.abs().sum()), float(g_local)],
+                                        sum(s.well_formed for s in scores), mixed, float(adv.abs().sum()), float(g_local),
+                                        float(adv.double().pow(2).sum())],
                                        dtype=torch.float64), dist)
     n = g_all * b
     t_step = t4 - t0
@@ -372,6 +465,7 @@ def _rl_step(cfg: LabConfig, step: int, ddp: torch.nn.Module, model: torch.nn.Mo
         "well_formed": float(sums[3]) / n,
         "mixed_groups": float(sums[4]) / g_all,
         "adv_abs_mean": float(sums[5]) / n,
+        "adv_rms": (float(sums[7]) / n) ** 0.5,
         "mean_length": n_tokens / n,
         **stats,
         "samples": n,

@@ -9,12 +9,14 @@ The result is cached on disk, keyed by a hash of the task, the model and the
 warm-start settings (:meth:`LabConfig.warmstart_key`), and reused by every RL
 run with the same key: all methods and seeds of a comparison start from the
 same weights. The cache directory is ``$MAXPO_LAB_CACHE`` or
-``~/.cache/maxpo/lab``.
+``~/.cache/maxpo/lab``; its files (``warmstart-<key>.pt``) can be copied or moved
+to another machine's cache directory, or deleted to train again.
 """
 from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,13 +28,14 @@ from torch import nn
 from maxpo.lab.config import LabConfig
 from maxpo.lab.evaluate import encode_prompt, evaluate
 from maxpo.lab.model import GPT, GPTConfig
+from maxpo.lab.preflight import check_context
 from maxpo.lab.progress import progress
 from maxpo.lab.sampling import teacher_rollout, token_logprobs
 from maxpo.lab.seeding import derive_seed
 from maxpo.lab.task import heldout_puzzles, sample_puzzles
 from maxpo.lab.tokenizer import CharTokenizer, LabTokenizer
 
-__all__ = ["build_policy", "cache_dir", "warm_start", "sft_step_lr"]
+__all__ = ["build_policy", "cache_dir", "cache_path", "warm_start", "save_warm_start", "heldout_settings", "sft_step_lr"]
 
 
 def cache_dir() -> Path:
@@ -40,12 +43,19 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MAXPO_LAB_CACHE", Path.home() / ".cache" / "maxpo" / "lab"))
 
 
+def cache_path(cfg: LabConfig) -> Path:
+    """The cache file of ``cfg``'s warm start: ``cache_dir() / warmstart-<key>.pt``."""
+    return cache_dir() / f"warmstart-{cfg.warmstart_key()}.pt"
+
+
 def build_policy(cfg: LabConfig, device: torch.device) -> tuple[nn.Module, LabTokenizer]:
     """A fresh policy and its tokenizer: the GPT (seeded by the warm-start seed) or the HF model."""
     if cfg.model.hf_path:
-        from maxpo.lab.hf import load_hf
+        from maxpo.lab.hf import context_length, load_hf
 
-        return load_hf(cfg.model.hf_path, device)
+        model, tok = load_hf(cfg.model.hf_path, device)
+        check_context(cfg, context_length(model))
+        return model, tok
     tok = CharTokenizer()
     torch.manual_seed(derive_seed(cfg.warmstart.seed, "init") % 2**31)
     m = cfg.model
@@ -101,7 +111,7 @@ def _train_sft(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, bf16: bool, 
     return sum(tail) / max(1, len(tail)), len(losses), checks
 
 
-def _heldout_settings(cfg: LabConfig) -> dict[str, Any]:
+def heldout_settings(cfg: LabConfig) -> dict[str, Any]:
     """What the warm start's held-out metrics depend on besides its weights."""
     return {"prompts": cfg.eval.prompts, "samples": cfg.eval.samples, "seed": cfg.eval.seed,
             "ks": sorted({1, min(cfg.rl.k, cfg.eval.samples), cfg.eval.samples}),
@@ -110,7 +120,7 @@ def _heldout_settings(cfg: LabConfig) -> dict[str, Any]:
 
 def _heldout(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, bf16: bool) -> dict[str, Any]:
     """Held-out pass@1, pass@K (K = the RL's k) and pass@n of the warm start, with their settings."""
-    settings = _heldout_settings(cfg)
+    settings = heldout_settings(cfg)
     ev = evaluate(model, tok, heldout_puzzles(cfg.task, cfg.eval.prompts, cfg.eval.seed), cfg.eval.samples,
                   settings["ks"], cfg.rl.max_new_tokens, derive_seed(cfg.eval.seed, "warmstart-eval"), bf16)
     return {"heldout": ev.to_dict(), "heldout_settings": settings}
@@ -128,12 +138,17 @@ def warm_start(cfg: LabConfig, device: torch.device, bf16: bool, show: bool = Tr
     model.eval()  # no dropout anywhere in the lab
     if cfg.warmstart.steps == 0:
         return model, tok, {"key": cfg.warmstart_key(), "steps": 0, "cached": False}
-    path = cache_dir() / f"warmstart-{cfg.warmstart_key()}.pt"
+    path = cache_path(cfg)
     if use_cache and path.is_file():
-        blob = torch.load(path, map_location=device, weights_only=True)
-        model.load_state_dict(blob["model"])
-        info = blob["info"]
-        if info.get("heldout_settings") != _heldout_settings(cfg):
+        try:
+            blob = torch.load(path, map_location=device, weights_only=True)
+            model.load_state_dict(blob["model"])
+            info = blob["info"]
+        except Exception as err:  # a truncated or foreign file: torch raises several exception types
+            msg = " ".join(str(err).split())[:120]
+            raise ValueError(f"{path}: the cached warm start cannot be read (truncated or corrupt: {msg}); "
+                             "delete the file to train the warm start again") from None
+        if info.get("heldout_settings") != heldout_settings(cfg):
             # the cache was written by a run with other evaluation settings (e.g. the smoke
             # preset shares the CPU presets' warm start): measure with this run's settings
             info = {**info, **_heldout(model, tok, cfg, bf16)}
@@ -152,8 +167,23 @@ def warm_start(cfg: LabConfig, device: torch.device, bf16: bool, show: bool = Tr
         "config": {"task": asdict(cfg.task), "model": asdict(cfg.model), "warmstart": asdict(cfg.warmstart)},
     }
     if use_cache:
+        save_warm_start(cfg, model, info)
+    return model, tok, {**info, "cached": False, "path": str(path)}
+
+
+def save_warm_start(cfg: LabConfig, model: nn.Module, info: dict[str, Any]) -> Path:
+    """Write ``model`` and ``info`` as ``cfg``'s cached warm start (atomically).
+
+    A cache that cannot be written costs only the cache: a warning on stderr, and
+    the caller keeps its trained model.
+    """
+    path = cache_path(cfg)
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         torch.save({"model": model.state_dict(), "info": info}, tmp)
         os.replace(tmp, path)
-    return model, tok, {**info, "cached": False, "path": str(path)}
+    except OSError as err:
+        print(f"warning: could not cache the warm start in {path} ({err.strerror or err}); this run goes on", file=sys.stderr)
+    return path
+
