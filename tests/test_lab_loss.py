@@ -28,10 +28,18 @@ torch.set_num_threads(1)
 
 #: Written by hand from the lab's design (maxpo/lab/loss.py docstring): the max@K / pass@K
 #: methods that estimate grad J_K itself are multiplied by B/K, every other method by 1.
-SCALE_IS_B_OVER_K = {
-    "maxpo": True, "maxpo_pairwise": True, "pkpo_s": True, "pkpo_loo": True, "pkpo_loo1": True,
-    "canonical": False, "chen_passk": False, "tang_loo": False, "grpo": False, "dr_grpo": False, "rloo": False,
+#: The factor the lab must apply to each method's advantages, written by hand: "B/K" for the
+#: methods scaled to grad J_K, "B" for maxrl (its B-fold is MaxRL's per-sample r_i/rbar - 1), "1" otherwise.
+LOSS_SCALE = {
+    "maxpo": "B/K", "maxpo_pairwise": "B/K", "pkpo_s": "B/K", "pkpo_loo": "B/K", "pkpo_loo1": "B/K",
+    "maxrl": "B",
+    "canonical": "1", "chen_passk": "1", "tang_loo": "1", "grpo_passk": "1", "grpo": "1", "dr_grpo": "1",
+    "rloo": "1",
 }
+
+
+def expected_scale(method: str, b: int, k: int) -> float:
+    return {"B/K": b / k, "B": float(b), "1": 1.0}[LOSS_SCALE[method]]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -87,28 +95,28 @@ def _record_advantages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[torch.Tens
 
 # ----------------------------------------------------------------- the advantage scale
 def test_the_scale_table_covers_every_method() -> None:
-    assert set(SCALE_IS_B_OVER_K) == set(maxpo.METHODS)
+    assert set(LOSS_SCALE) == set(maxpo.METHODS)
 
 
-@pytest.mark.parametrize("method", sorted(SCALE_IS_B_OVER_K))
+@pytest.mark.parametrize("method", sorted(LOSS_SCALE))
 @pytest.mark.parametrize("b, k", [(8, 2), (16, 4), (6, 3), (4, 4)])
 def test_advantage_scale_is_exactly_the_tables(method: str, b: int, k: int) -> None:
-    want = b / k if SCALE_IS_B_OVER_K[method] else 1.0
+    want = expected_scale(method, b, k)
     assert advantage_scale(method, b, k) == want
 
 
-@pytest.mark.parametrize("method", sorted(SCALE_IS_B_OVER_K))
+@pytest.mark.parametrize("method", sorted(LOSS_SCALE))
 def test_the_training_step_feeds_the_loss_scaled_advantages_and_normaliser(
         method: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What reaches the loss is maxpo.advantages(rewards) x (B/K or 1), with the normaliser G."""
-    k = 4 if method == "tang_loo" else 2  # tang_loo is defined for K = B only
+    k = 4 if method in ("tang_loo", "grpo_passk") else 2  # defined for K = B only
     calls = _record_loss_calls(monkeypatch)
     seen = _record_advantages(monkeypatch)
     train(tiny(method=method, k=k), tmp_path / "run", show_progress=False)
     assert len(calls) == 1 and len(seen) >= 1
     rewards, raw = seen[-1]
     assert rewards.shape == (8, 4)
-    factor = 4 / k if SCALE_IS_B_OVER_K[method] else 1.0
+    factor = expected_scale(method, 4, k)
     torch.testing.assert_close(calls[0]["adv"], (raw * factor).reshape(-1), rtol=0, atol=0)
     assert calls[0]["aggregation"] == "sequence" and calls[0]["denom"] == 8  # G prompts, not G x B answers
 
