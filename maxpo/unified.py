@@ -29,11 +29,10 @@ Costs are exponential in B: keep ``len(probs) ** B`` to a few thousand.
 from __future__ import annotations
 
 import itertools
-import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from typing import Callable, Iterable, Sequence
 
 import torch
 
@@ -78,7 +77,7 @@ class CategoricalPolicy:
             raise ValueError(f"probabilities must be positive and sum to 1, got {self.probs}")
 
     @classmethod
-    def of(cls, probs: Iterable[Number | str], rewards: Iterable[Number | str]) -> "CategoricalPolicy":
+    def of(cls, probs: Iterable[Number | str], rewards: Iterable[Number | str]) -> CategoricalPolicy:
         """Build from numbers or strings such as ``"1/3"`` (converted exactly)."""
         return cls(tuple(Fraction(p) for p in probs), tuple(Fraction(r) for r in rewards))
 

@@ -13,7 +13,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from conftest import BuiltBook, chapter_docnames, chapter_id
 
 pytestmark = pytest.mark.book

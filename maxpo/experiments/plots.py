@@ -7,7 +7,8 @@ kernel. Confidence bands are drawn as filled traces.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -342,8 +343,9 @@ def k_sweep_figure(exp: dict[str, Any], ks: Sequence[int] = (1, 8)) -> go.Figure
 
 def final_vs_k_figure(exp: dict[str, Any], ks: Sequence[int] = (1, 8)) -> go.Figure:
     """Final exact pass@k (mean and 95% interval over seeds) against the training K."""
-    from maxpo.experiments.stats import seed_band
     import torch
+
+    from maxpo.experiments.stats import seed_band
 
     summary = exp["summary"]
     keys = sorted(summary, key=lambda s: int(s))

@@ -8,8 +8,9 @@ reader when the input does not fit (the explorers show it in place).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
