@@ -4,8 +4,9 @@ Three experiments, each a batch of runs trained together by :func:`maxpo.maze.tr
 
 * ``comparison`` on the ``two_goals`` maze: every max@K method at ``K`` (``tang_loo`` and
   ``grpo_passk`` at ``K = B``, the only K they have; ``maxrl`` at ``k = B - 1``, the
-  published MaxRL estimator, whose objective is the harmonic mixture of pass@1..pass@(B-1)), and the pass@1 methods ``grpo``, ``dr_grpo`` and
-  ``rloo`` (which ignore K), one run per seed each.
+  published MaxRL estimator, whose objective is the harmonic mixture of pass@1..pass@(B-1)),
+  and the pass@1 methods ``grpo``, ``dr_grpo`` and ``rloo`` (which ignore K), one run per
+  seed each.
 * ``k_sweep`` on the same maze: ``maxpo`` with each ``K`` of ``k_sweep`` (``K = 1`` is
   RLOO divided by B, i.e. pass@1 training).
 * ``control`` on the ``far_goal`` maze (one goal, so pass@K is a monotone function of
