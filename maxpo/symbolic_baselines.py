@@ -34,6 +34,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TypeAlias
 
 import sympy as sp
 
@@ -65,7 +66,7 @@ __all__ = [
     "prove_all",
 ]
 
-Expr = sp.Expr
+Expr: TypeAlias = sp.Expr
 
 
 # --------------------------------------------------------------------------- building blocks
