@@ -196,7 +196,9 @@ def variance_ratio_figure(result: dict[str, Any], methods: Sequence[str] = ("pkp
                     lo.append(r["var_ratio"] - Z95 * r["var_ratio_se"])
                     hi.append(r["var_ratio"] + Z95 * r["var_ratio_se"])
                 else:
-                    y.append(None), lo.append(None), hi.append(None)
+                    y.append(None)
+                    lo.append(None)
+                    hi.append(None)
             color = viz.PALETTE[i % len(viz.PALETTE)]
             err = [None if v is None else h - v for v, h in zip(y, hi)]
             out.append(go.Scatter(x=labels, y=y, mode="markers", name=PROBLEM_LABELS.get(p, p),
