@@ -20,8 +20,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -81,8 +81,9 @@ def git_commit() -> str:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
                              cwd=Path(__file__).resolve().parent)
         # "+dirty" when the measured code (the package or this script) has uncommitted changes
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "maxpo", "benchmarks/*.py"],
-                               capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "maxpo", "benchmarks/*.py"],
+            capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -94,17 +95,19 @@ def run(device: torch.device, sizes: list[tuple[int, int, int]], min_time: float
     gen = torch.Generator().manual_seed(0)
     for groups, b, k in sizes:
         rewards = torch.rand(groups, b, generator=gen).to(device=device, dtype=dtype)
-        t_sort = time_call(lambda: torch.sort(rewards, dim=-1), device, min_time, 2000)
-        t_maxpo = time_call(lambda: maxpo.advantages(rewards, k), device, min_time, 2000)
+        t_sort = time_call(lambda rewards=rewards: torch.sort(rewards, dim=-1), device, min_time, 2000)
+        t_maxpo = time_call(lambda rewards=rewards, k=k: maxpo.advantages(rewards, k), device, min_time, 2000)
         harmonic = {kk: 1.0 / kk for kk in range(1, b)}
-        t_mix = time_call(lambda: maxpo.advantages(rewards, harmonic), device, min_time, 2000)
+        t_mix = time_call(lambda rewards=rewards, harmonic=harmonic: maxpo.advantages(rewards, harmonic),
+                          device, min_time, 2000)
         row: dict[str, object] = {
             "groups": groups, "B": b, "K": k, "dtype": str(dtype).replace("torch.", ""),
             "sort_s": t_sort, "maxpo_s": t_maxpo, "maxpo_over_sort": t_maxpo / t_sort,
             "mixture_terms": b - 1, "mixture_s": t_mix, "mixture_over_maxpo": t_mix / t_maxpo,
         }
         if b <= pairwise_max_b:
-            t_pair = time_call(lambda: maxpo.advantages(rewards, k, "maxpo_pairwise"), device, min_time, 20)
+            t_pair = time_call(lambda rewards=rewards, k=k: maxpo.advantages(rewards, k, "maxpo_pairwise"),
+                               device, min_time, 20)
             row.update(pairwise_s=t_pair, pairwise_over_maxpo=t_pair / t_maxpo)
         rows.append(row)
         print(f"groups={groups:5d} B={b:5d} K={k:4d}  sort {t_sort * 1e3:9.3f} ms  maxpo {t_maxpo * 1e3:9.3f} ms"

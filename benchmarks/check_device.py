@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     mask = torch.rand(32, 12, generator=gen) > 0.3
     mask[:, :3] = True
     r = torch.rand(32, 12, generator=gen)
-    err = (maxpo.advantages(r.to(device), 2, mask=mask.to(device)).cpu() - maxpo.advantages(r, 2, mask=mask)).abs().max()
+    on_device = maxpo.advantages(r.to(device), 2, mask=mask.to(device)).cpu()
+    err = (on_device - maxpo.advantages(r, 2, mask=mask)).abs().max()
     if err > 1e-6:
         failures.append(f"masked maxpo: max error {err:.3g}")
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "

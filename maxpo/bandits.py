@@ -35,9 +35,10 @@ advantages :math:`A_i` gives the gradient estimate
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -384,7 +385,7 @@ class Bandit:
         then is one of these outcomes, with probability ``pi[arm] * q``, which is how the tests
         and the book enumerate a bandit exactly.
         """
-        out = []
+        out: list[tuple[int, float, float]] = []
         for a, arm in enumerate(self.arms):
             if not isinstance(arm, Discrete):
                 raise ValueError(f"arm {a} ({arm.describe()}) has infinitely many outcomes")
@@ -449,6 +450,7 @@ def problem(name: str, n_arms: int = 16) -> Bandit:
     if n < 2:
         raise ValueError("n_arms must be >= 2")
     tilt = _linspace(1.0, -1.0, n)  # arm 0 most likely
+    arms: tuple[Arm, ...]
     if name == "bernoulli":
         arms = tuple(bernoulli(0.2 * (a / (n - 1)) ** 2) for a in range(n))
         logits = _linspace(-1.0, 1.0, n)  # the weakest arms are most likely
@@ -459,7 +461,7 @@ def problem(name: str, n_arms: int = 16) -> Bandit:
         arms = tuple(LogNormal(mu, s) for mu, s in zip(_linspace(0.0, -1.0, n), _linspace(0.25, 1.25, n)))
         logits = tilt
     else:  # jackpot
-        steady = [Gaussian(mu, 0.1) for mu in _linspace(0.6, 0.4, n - 1)]
+        steady: list[Arm] = [Gaussian(mu, 0.1) for mu in _linspace(0.6, 0.4, n - 1)]
         arms = tuple(steady + [Discrete((0.0, 5.0), (0.95, 0.05))])
         logits = _linspace(1.0, -1.0, n - 1) + [-2.0]
     return Bandit(name=name, arms=arms, logits=tuple(logits), description=PROBLEMS[name])

@@ -27,8 +27,8 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
-from fractions import Fraction
 from collections.abc import Sequence
+from fractions import Fraction
 
 import sympy as sp
 import torch

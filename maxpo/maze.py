@@ -36,8 +36,9 @@ the batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -372,10 +373,10 @@ def train(mz: Maze, runs: Sequence[Run], cfg: TrainConfig = TrainConfig(), progr
     seeds = sorted({run.seed for run in runs})
     gens = {s: torch.Generator().manual_seed(1_000_003 * s + 17) for s in seeds}
     seed_row = torch.tensor([seeds.index(run.seed) for run in runs])
-    by_method: dict[tuple[str, int], torch.Tensor] = {}
+    run_indices: dict[tuple[str, int], list[int]] = {}
     for i, run in enumerate(runs):
-        by_method.setdefault((run.method, run.k), []).append(i)  # type: ignore[arg-type]
-    by_method = {key: torch.tensor(v) for key, v in by_method.items()}
+        run_indices.setdefault((run.method, run.k), []).append(i)
+    by_method = {key: torch.tensor(v) for key, v in run_indices.items()}
     task_cum = torch.cumsum(torch.tensor(mz.weights, dtype=_F64), 0)
     task_cum[-1] = 1.0
 

@@ -34,9 +34,9 @@ for :math:`\sum_K w_K \nabla J_K`, by enumerating a categorical policy with frac
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from collections.abc import Mapping, Sequence
 
 import sympy as sp
 

@@ -20,9 +20,9 @@ ones only when ``c > 0``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from fractions import Fraction
-from functools import lru_cache
-from typing import Callable
+from functools import cache, lru_cache
 
 import sympy as sp
 
@@ -107,7 +107,7 @@ def _sqrt_float(x: Fraction | float) -> float:
     return math.sqrt(x)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiled(method: str) -> tuple[Callable[..., Fraction | float], Callable[..., Fraction | float]]:
     """The two closed forms as Python functions of (B, K, c); exact when called with Fractions."""
     modules = [{"binomial": _binom_exact, "sqrt": _sqrt_float}, "math"]

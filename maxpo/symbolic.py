@@ -33,6 +33,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import sympy as sp
 
@@ -62,7 +63,7 @@ __all__ = [
     "expected_score_gradient",
 ]
 
-Number = sp.Expr | int
+Number: TypeAlias = sp.Expr | int
 AdvantageFn = Callable[[Sequence[sp.Expr]], Sequence[sp.Expr]]
 
 

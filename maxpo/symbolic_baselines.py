@@ -31,9 +31,10 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable, Sequence
+from typing import TypeAlias
 
 import sympy as sp
 
@@ -65,7 +66,7 @@ __all__ = [
     "prove_all",
 ]
 
-Expr = sp.Expr
+Expr: TypeAlias = sp.Expr
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -161,9 +162,12 @@ class Identity:
         return all(res == 0 for res in self.residuals)
 
 
+def _as_tuple(v: Sequence[Expr] | Expr) -> tuple[Expr, ...]:
+    return tuple(v) if isinstance(v, (list, tuple)) else (v,)
+
+
 def _ident(name: str, b: int, k: int, lhs: Sequence[Expr] | Expr, rhs: Sequence[Expr] | Expr) -> Identity:
-    as_tuple = (lambda v: tuple(v) if isinstance(v, (list, tuple)) else (v,))
-    return Identity(name, b, k, as_tuple(lhs), as_tuple(rhs))
+    return Identity(name, b, k, _as_tuple(lhs), _as_tuple(rhs))
 
 
 def gap_coefficients(expr: Expr, r: Sequence[sp.Symbol]) -> tuple[Expr, list[Expr]]:

@@ -29,11 +29,11 @@ Costs are exponential in B: keep ``len(probs) ** B`` to a few thousand.
 from __future__ import annotations
 
 import itertools
-import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from typing import Callable, Iterable, Sequence
+from typing import TypedDict
 
 import torch
 
@@ -78,7 +78,7 @@ class CategoricalPolicy:
             raise ValueError(f"probabilities must be positive and sum to 1, got {self.probs}")
 
     @classmethod
-    def of(cls, probs: Iterable[Number | str], rewards: Iterable[Number | str]) -> "CategoricalPolicy":
+    def of(cls, probs: Iterable[Number | str], rewards: Iterable[Number | str]) -> CategoricalPolicy:
         """Build from numbers or strings such as ``"1/3"`` (converted exactly)."""
         return cls(tuple(Fraction(p) for p in probs), tuple(Fraction(r) for r in rewards))
 
@@ -177,7 +177,7 @@ def offset(policy: CategoricalPolicy, b: int, k: int, method: str, scale: Fracti
     cm = conditional_mean(policy, b, k, method)
     ak = policy.true_advantage(k)
     diffs = [m - scale * Fraction(k, b) * a for m, a in zip(cm, ak)]
-    tol = _tolerance(method) * max(1, max(abs(d) for d in diffs))
+    tol = _tolerance(method) * max(Fraction(1), max(abs(d) for d in diffs))
     return diffs[0] if all(abs(d - diffs[0]) <= tol for d in diffs) else None
 
 
@@ -318,7 +318,7 @@ def method_table(policies: Sequence[CategoricalPolicy], sizes: Sequence[tuple[in
     ``cost`` (the declared complexity), ``configs`` (how many were checked) and
     ``sizes`` (the ``(B, K)`` used).
     """
-    rows = []
+    rows: list[dict[str, object]] = []
     for name in methods or list(maxpo.METHODS):
         info = maxpo.METHODS[name]
         rtype = reward_type(name)
@@ -381,8 +381,18 @@ def _all_batches(probs: Sequence[float], action_rewards: Sequence[float], b: int
                        grad=torch.einsum("Nb,Nbn->Nn", adv, score))
 
 
+class GradientMoments(TypedDict):
+    """What :func:`gradient_moments` returns (see there for each entry)."""
+
+    mean: list[float]
+    total_variance: float
+    mean_abs_sum: float
+    conditional_mean: list[float]
+    batches: int
+
+
 def gradient_moments(probs: Sequence[float], action_rewards: Sequence[float], b: int, k: int,
-                     method: str) -> dict[str, object]:
+                     method: str) -> GradientMoments:
     r"""Exact (float64) mean and total variance of :math:`\hat g = \sum_i A_i \nabla\log\pi(y_i)`.
 
     Enumerates all ``len(probs) ** b`` batches at once and computes advantages

@@ -48,7 +48,8 @@ def shifted_total_variance(policy: CategoricalPolicy, b: int, k: int, method: st
     return sum((w * sum((g[c] - mean[c]) ** 2 for c in range(n)) for w, g, _ in rows), Fraction(0))
 
 
-def shift_parabola(policy: CategoricalPolicy, b: int, k: int, method: str = "maxpo") -> tuple[Fraction, Fraction, Fraction]:
+def shift_parabola(policy: CategoricalPolicy, b: int, k: int,
+                   method: str = "maxpo") -> tuple[Fraction, Fraction, Fraction]:
     r"""``(v0, v1, v2)`` with :math:`\mathrm{tr\,Var}(\hat g + \delta S) = v_0 + 2 v_1\delta + v_2\delta^2`."""
     rows = _estimates(policy, b, k, method, Fraction(0))
     n = policy.n_actions

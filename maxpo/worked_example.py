@@ -17,8 +17,8 @@ Everything is computed from the definitions by listing subsets; nothing calls
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Sequence
 
 Number = int | float | Fraction | str
 

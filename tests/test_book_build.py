@@ -13,7 +13,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from conftest import BuiltBook, chapter_docnames, chapter_id
 
 pytestmark = pytest.mark.book
@@ -79,7 +78,8 @@ def test_no_page_loads_anything_from_the_network(built_book: BuiltBook) -> None:
 def test_no_stylesheet_imports_from_the_network(built_book: BuiltBook) -> None:
     offenders = []
     for css in (built_book.html / "_static").rglob("*.css"):
-        for m in re.finditer(r"(?:@import\s+|url\()\s*['\"]?((?:https?:)?//[^'\")\s]+)", css.read_text(errors="replace")):
+        network_ref = r"(?:@import\s+|url\()\s*['\"]?((?:https?:)?//[^'\")\s]+)"
+        for m in re.finditer(network_ref, css.read_text(errors="replace")):
             offenders.append(f"{css.relative_to(built_book.html)}: {m.group(1)}")
     assert not offenders, "stylesheets fetch from the network:\n" + "\n".join(offenders)
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-
 from conftest import chapter_docnames, chapter_id
 
 pytestmark = pytest.mark.browser
@@ -223,7 +222,8 @@ _LAYOUT_JS = """() => {
     if (!fl) return;
     const name = (gd.closest('figure, .cell') || gd).id || ('plot ' + (n + 1));
     const w = fl._size.w, total = fl.width;
-    if (w < 0.45 * total || w < 150) plots.push(name + ': plot area ' + Math.round(w) + ' of ' + Math.round(total) + ' px');
+    if (w < 0.45 * total || w < 150)
+      plots.push(name + ': plot area ' + Math.round(w) + ' of ' + Math.round(total) + ' px');
     for (const key of Object.keys(fl)) {
       if (!/^[xy]axis\\d*$/.test(key)) continue;
       const t = fl[key].title && fl[key].title.text;

@@ -10,7 +10,6 @@ from __future__ import annotations
 import jupytext
 import nbclient
 import pytest
-
 from conftest import REPO, chapter_docnames, chapter_id
 
 pytestmark = pytest.mark.book

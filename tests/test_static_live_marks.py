@@ -16,7 +16,6 @@ import re
 import jupytext
 import nbformat
 import pytest
-
 from conftest import REPO, chapter_id, toc_docnames
 
 pytestmark = pytest.mark.book

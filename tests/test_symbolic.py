@@ -11,7 +11,7 @@ import sympy as sp
 from maxpo import reference
 from maxpo import symbolic as S
 
-B, K, C, I = sp.symbols("B K c i", integer=True, positive=True)
+B, K, C, IDX = sp.symbols("B K c i", integer=True, positive=True)
 
 # a softmax policy over three actions with symbolic probabilities, and the simplex they live on
 P3 = sp.symbols("p1:4", positive=True)
@@ -66,7 +66,7 @@ def test_passk_closed_form_symbolically_and_by_counting():
 
 
 def test_signal_subset_count_identity():
-    assert S.signal_subset_count_identity(B, K, I) == 0
+    assert S.signal_subset_count_identity(B, K, IDX) == 0
 
 
 def test_bad_b_k_raise():
@@ -99,7 +99,8 @@ def test_batches_counts_cover_all_ordered_batches():
 
 def test_ustatistic_is_unbiased_symbolically():
     for b, k in [(3, 2), (4, 3), (3, 3)]:
-        gap = S.expected_value(VALUES3, P3, b, lambda r: S.maxk_ustatistic(r, k)) - S.maxk_objective(VALUES3, P3, k)
+        estimate = S.expected_value(VALUES3, P3, b, lambda r, k=k: S.maxk_ustatistic(r, k))
+        gap = estimate - S.maxk_objective(VALUES3, P3, k)
         assert sp.expand(gap.subs(ON_SIMPLEX3)) == 0
 
 

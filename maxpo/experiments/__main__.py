@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -64,8 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         over = {k: v for k, v in {"draws": args.draws, "seed": args.seed,
                                   "problems": tuple(args.problems) if args.problems else None}.items()
                 if v is not None}
-        cfg = bs.quick_config(**over) if args.quick else bs.BanditStudyConfig(**over)
-        result = bs.run_bandit_study(cfg, progress=not args.no_progress)
+        bandit_cfg = bs.quick_config(**over) if args.quick else bs.BanditStudyConfig(**over)
+        result = bs.run_bandit_study(bandit_cfg, progress=not args.no_progress)
         result["rows"] = bs.rows_to_table(result["rows"])
     else:
         from maxpo.experiments import maze_study as ms
@@ -73,10 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         over = {k: v for k, v in {"seeds": args.seeds,
                                   "experiments": tuple(args.experiments) if args.experiments else None}.items()
                 if v is not None}
-        cfg = ms.quick_config(**over) if args.quick else ms.MazeStudyConfig(**over)
+        maze_cfg = ms.quick_config(**over) if args.quick else ms.MazeStudyConfig(**over)
         if args.steps is not None:
-            cfg = ms.with_train(cfg, steps=args.steps)
-        result = ms.run_maze_study(cfg, progress=not args.no_progress)
+            maze_cfg = ms.with_train(maze_cfg, steps=args.steps)
+        result = ms.run_maze_study(maze_cfg, progress=not args.no_progress)
     result["provenance"] = provenance(command, time.perf_counter() - start)
     path = write_json(result, args.out, digits=10)
     print(f"wrote {path} ({result['provenance']['wall_seconds']} s)")

@@ -53,8 +53,9 @@ from __future__ import annotations
 import math
 import time
 import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -137,7 +138,7 @@ class BanditStudyConfig:
 
 def quick_config(**overrides: Any) -> BanditStudyConfig:
     """A small study (seconds): two problems, four settings, 2000 draws."""
-    base = dict(problems=("bernoulli", "heavy"), settings=((8, 2), (16, 4), (16, 8), (32, 8)),
+    base: dict[str, Any] = dict(problems=("bernoulli", "heavy"), settings=((8, 2), (16, 4), (16, 8), (32, 8)),
                 b_scan=(8, 16, 32), draws=2000, blocks=20)
     base.update(overrides)
     return BanditStudyConfig(**base)
@@ -158,18 +159,18 @@ def _applies(method: str, bandit: Bandit, b: int, k: int, cfg: BanditStudyConfig
 
 
 # --------------------------------------------------------------------------- statistics
-def _var(t: dict[str, torch.Tensor]) -> torch.Tensor:
+def _var(t: Mapping[str, torch.Tensor]) -> torch.Tensor:
     n = t["n"]
     gbar = t["g"] / n.unsqueeze(-1)
     return (t["gg"] - n * (gbar * gbar).sum(-1)) / (n - 1)
 
 
-def _cov_gs(t: dict[str, torch.Tensor]) -> torch.Tensor:
+def _cov_gs(t: Mapping[str, torch.Tensor]) -> torch.Tensor:
     n = t["n"]
     return (t["gS"] - (t["g"] * t["S"]).sum(-1) / n) / (n - 1)
 
 
-def _var_s(t: dict[str, torch.Tensor]) -> torch.Tensor:
+def _var_s(t: Mapping[str, torch.Tensor]) -> torch.Tensor:
     n = t["n"]
     return (t["SS"] - (t["S"] * t["S"]).sum(-1) / n) / (n - 1)
 
@@ -265,15 +266,21 @@ def _measure_setting(bandit: Bandit, b: int, k: int, cfg: BanditStudyConfig) -> 
             else:
                 row["predicted_rel_bias"] = 0.0
         if offset is not None:
-            row["var_offset_removed"], row["var_offset_removed_se"] = jackknife(
-                lambda t, c=offset: _var(t) - 2 * c * _cov_gs(t) + c * c * _var_s(t), sums)
+            def var_offset_removed(t: Mapping[str, torch.Tensor], c: float = offset) -> torch.Tensor:
+                return _var(t) - 2 * c * _cov_gs(t) + c * c * _var_s(t)
+
+            row["var_offset_removed"], row["var_offset_removed_se"] = jackknife(var_offset_removed, sums)
         if "base_se" in sums:
             row["baseline_mse"], row["baseline_mse_se"] = jackknife(lambda t: t["base_se"] / t["n"], sums)
         if method == "maxpo" and k >= 2:
             c1 = method_offset("pkpo_loo1", b, k, j)
+            assert c1 is not None, "pkpo_loo1 always has a unified-view offset"
             row["loo1_offset"] = c1
-            row["var_with_loo1_offset"], row["var_with_loo1_offset_se"] = jackknife(
-                lambda t, c=c1: _var(t) + 2 * c * _cov_gs(t) + c * c * _var_s(t), sums)
+
+            def var_with_loo1_offset(t: Mapping[str, torch.Tensor], c: float = c1) -> torch.Tensor:
+                return _var(t) + 2 * c * _cov_gs(t) + c * c * _var_s(t)
+
+            row["var_with_loo1_offset"], row["var_with_loo1_offset_se"] = jackknife(var_with_loo1_offset, sums)
         if method == "maxpo_pairwise" and maxpo_adv is not None:
             row["max_abs_diff_to_maxpo"] = float((adv - maxpo_adv).abs().max())
         rows.append(row)
@@ -285,7 +292,7 @@ def _measure_setting(bandit: Bandit, b: int, k: int, cfg: BanditStudyConfig) -> 
             m = per_method[row["method"]]
             joint = {**{f"a_{n}": v for n, v in m.items()}, **{f"b_{n}": v for n, v in ref.items()}}
 
-            def ratio(t: dict[str, torch.Tensor]) -> torch.Tensor:
+            def ratio(t: Mapping[str, torch.Tensor]) -> torch.Tensor:
                 ta = {n[2:]: v for n, v in t.items() if n.startswith("a_")}
                 tb = {n[2:]: v for n, v in t.items() if n.startswith("b_")}
                 return _var(ta) / _var(tb)

@@ -4,8 +4,9 @@ Three experiments, each a batch of runs trained together by :func:`maxpo.maze.tr
 
 * ``comparison`` on the ``two_goals`` maze: every max@K method at ``K`` (``tang_loo`` and
   ``grpo_passk`` at ``K = B``, the only K they have; ``maxrl`` at ``k = B - 1``, the
-  published MaxRL estimator, whose objective is the harmonic mixture of pass@1..pass@(B-1)), and the pass@1 methods ``grpo``, ``dr_grpo`` and
-  ``rloo`` (which ignore K), one run per seed each.
+  published MaxRL estimator, whose objective is the harmonic mixture of pass@1..pass@(B-1)),
+  and the pass@1 methods ``grpo``, ``dr_grpo`` and ``rloo`` (which ignore K), one run per
+  seed each.
 * ``k_sweep`` on the same maze: ``maxpo`` with each ``K`` of ``k_sweep`` (``K = 1`` is
   RLOO divided by B, i.e. pass@1 training).
 * ``control`` on the ``far_goal`` maze (one goal, so pass@K is a monotone function of
@@ -17,9 +18,10 @@ over seeds) show run-to-run variation only.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, cast
 
 import torch
 
@@ -60,7 +62,7 @@ def method_runs(methods: tuple[str, ...], k: int, seeds: int, group_size: int) -
     """One run per method and seed: pass@1 methods get ``k = 1``, ``tang_loo`` and ``grpo_passk``
     get ``k = B``, ``maxrl`` gets ``k = B - 1`` (the published MaxRL)."""
     fixed = {"tang_loo": group_size, "grpo_passk": group_size, "maxrl": group_size - 1}
-    runs = []
+    runs: list[Run] = []
     for m in methods:
         mk = 1 if m in PASS1_METHODS else fixed.get(m, k)
         runs.extend(Run(m, mk, s) for s in range(seeds))
@@ -177,5 +179,5 @@ def rounding_divergence(steps: int = 300, every: int = 50, seed: int = 1, k: int
     rounding differences."""
     res = train(maze(maze_name), [Run("maxpo", k, seed), Run("maxpo_pairwise", k, seed)],
                 TrainConfig(steps=steps, eval_every=every), record_logits=True)
-    hist = res.logits_history
+    hist = cast(torch.Tensor, res.logits_history)  # recorded: record_logits=True
     return [(s, float((hist[0, i] - hist[1, i]).abs().max())) for i, s in enumerate(res.eval_steps)]

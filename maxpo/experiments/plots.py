@@ -7,7 +7,8 @@ kernel. Confidence bands are drawn as filled traces.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -195,7 +196,9 @@ def variance_ratio_figure(result: dict[str, Any], methods: Sequence[str] = ("pkp
                     lo.append(r["var_ratio"] - Z95 * r["var_ratio_se"])
                     hi.append(r["var_ratio"] + Z95 * r["var_ratio_se"])
                 else:
-                    y.append(None), lo.append(None), hi.append(None)
+                    y.append(None)
+                    lo.append(None)
+                    hi.append(None)
             color = viz.PALETTE[i % len(viz.PALETTE)]
             err = [None if v is None else h - v for v, h in zip(y, hi)]
             out.append(go.Scatter(x=labels, y=y, mode="markers", name=PROBLEM_LABELS.get(p, p),
@@ -342,8 +345,9 @@ def k_sweep_figure(exp: dict[str, Any], ks: Sequence[int] = (1, 8)) -> go.Figure
 
 def final_vs_k_figure(exp: dict[str, Any], ks: Sequence[int] = (1, 8)) -> go.Figure:
     """Final exact pass@k (mean and 95% interval over seeds) against the training K."""
-    from maxpo.experiments.stats import seed_band
     import torch
+
+    from maxpo.experiments.stats import seed_band
 
     summary = exp["summary"]
     keys = sorted(summary, key=lambda s: int(s))

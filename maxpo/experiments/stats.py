@@ -16,7 +16,7 @@ Normal intervals are ``estimate +/- z * se`` (``z = 1.96`` for 95%).
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 

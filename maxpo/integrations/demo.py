@@ -119,7 +119,7 @@ class TinyRun:
 def _recording_trainer_class() -> type:
     from maxpo.integrations.trl import MaxKGRPOTrainer
 
-    class RecordingMaxKGRPOTrainer(MaxKGRPOTrainer):  # type: ignore[misc, valid-type]
+    class RecordingMaxKGRPOTrainer(MaxKGRPOTrainer):
         """Records every row the loss is computed on (prompt, completion, advantage)."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -191,7 +191,8 @@ class MaxKAdvantageMixin:
         self.maxk_k, self.maxk_method, self.maxk_scale = check_options(k, method, scale, undersized)
         self.maxk_undersized = undersized
         given = inspect.signature(super().__init__).bind_partial(*args, **kwargs).arguments
-        config = given["args"] if "args" in given else kwargs.get("args")  # a subclass may take **kwargs
+        # a subclass may take **kwargs; check_grpo_config refuses a missing (None) config
+        config: Any = given["args"] if "args" in given else kwargs.get("args")
         funcs = given["reward_funcs"] if "reward_funcs" in given else kwargs.get("reward_funcs")
         self.maxk_eval_problem = check_grpo_config(config, funcs, self.maxk_k, self.maxk_method)
         if self.maxk_eval_problem and config.eval_strategy != "no":
@@ -200,7 +201,7 @@ class MaxKAdvantageMixin:
                 f"({self.maxk_eval_problem}): evaluation advantages (and so the evaluation loss) are 0; the "
                 "evaluation rewards and maxk/ metrics are still logged", UserWarning, stacklevel=2)
         self._maxk_gathered: torch.Tensor | None = None
-        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        super().__init__(*args, **kwargs)
 
     def _calculate_rewards(self, inputs: Any, prompts: Any, completions: Any, completion_ids_list: Any) -> torch.Tensor:
         """TRL's rewards (already gathered from every process); keeps a reference for the advantage step."""
@@ -289,7 +290,7 @@ class MaxKAdvantageMixin:
             result = self.maxk_advantages(gathered, group_size)
         start = trainer.accelerator.process_index * n_local
         output["advantages"] = result.advantages[start:start + n_local].to(local.device, local.dtype)
-        logged = self._logs["advantages"]  # type: ignore[attr-defined]
+        logged = self._logs["advantages"]
         for _ in range(min(n_total, len(logged))):  # replace TRL's logged (GRPO) advantages
             logged.pop()
         logged.extend(result.advantages.tolist())

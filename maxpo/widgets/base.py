@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import html
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import ipywidgets as widgets
 import plotly.graph_objects as go

@@ -8,8 +8,9 @@ reader when the input does not fit (the explorers show it in place).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -187,7 +188,8 @@ def variance_summary(rewards: Sequence[Number], probs: Sequence[Number], b: int,
     return out
 
 
-def precision_summary(b: int, k: int, offset: float = 0.0, groups: int = 8, seed: int = 0) -> dict[str, dict[str, float]]:
+def precision_summary(b: int, k: int, offset: float = 0.0, groups: int = 8,
+                      seed: int = 0) -> dict[str, dict[str, float]]:
     """Float32 relative error and centering error of three pipelines on uniform rewards + ``offset``.
 
     The reference is the package in float64 on the *same* float32 rewards, so
