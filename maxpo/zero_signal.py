@@ -10,14 +10,16 @@ Let ``t`` of the ``B`` rewards of a group tie at the top value :math:`r_{(B)}`.
   :math:`t \le B-K` some :math:`K`-subset misses the top, so
   :math:`\hat\rho < r_{(B)} = Q_{\text{top}}` and a top sample gets a positive
   advantage. Threshold: :math:`t^\star = B-K+1`.
-* **PKPO loo-1** (and Tang et al.'s estimator, loo-1 at :math:`K = B`):
+* **PKPO loo-1** (and Tang et al.'s estimator, loo-1 at :math:`K = B`, with
+  verl's ``grpo_passk``, Tang et al.'s divided by the group's standard deviation):
   :math:`A_i` is the mean marginal contribution of sample ``i`` to the best of a
   :math:`K`-subset containing it. It is zero for every ``i`` exactly when every
   :math:`(K-1)`-subset of the other samples already holds a top sample, i.e. when
   fewer than :math:`K-1` samples lie below the top: :math:`t^\star = B-K+2`
   (one more tie than MaxPO needs).
-* **Mean-reward methods** (RLOO, Dr. GRPO, GRPO): zero only when every reward is
-  equal, :math:`t^\star = B`.
+* **Mean-reward methods** (RLOO, Dr. GRPO, GRPO) and **MaxRL** (whose harmonic
+  mixture contains the :math:`K = 1` term, RLOO divided by ``B``): zero only when
+  every reward is equal, :math:`t^\star = B`.
 * **PKPO's signal and its loo baseline** are not centred: in the zone every
   advantage equals the same non-zero constant (when the top reward is not 0),
   so they are never all zero; :func:`zero_signal_ties` returns ``None``.
@@ -36,8 +38,8 @@ import maxpo
 __all__ = ["zero_signal_ties", "informative_counts", "no_signal_probability"]
 
 _CENTRED_MAXK = ("maxpo", "maxpo_pairwise", "canonical", "chen_passk")
-_LOO1 = ("pkpo_loo1", "tang_loo")
-_MEAN_REWARD = ("grpo", "dr_grpo", "rloo")
+_LOO1 = ("pkpo_loo1", "tang_loo", "grpo_passk")
+_MEAN_REWARD = ("grpo", "dr_grpo", "rloo", "maxrl")
 _NEVER_ZERO = ("pkpo_s", "pkpo_loo")
 
 
