@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -26,54 +23,14 @@ from pathlib import Path
 import torch
 
 import maxpo
+from maxpo.benchmarking.timing import machine_description, time_call
 
 SIZES = [(4096, 16, 4), (1024, 64, 8), (256, 256, 32), (64, 1024, 64), (16, 4096, 256)]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_call(fn: Callable[[], object], device: torch.device, min_time: float, max_reps: int) -> float:
-    """Median seconds per call over repetitions filling about ``min_time`` seconds."""
-    for _ in range(3):  # warm-up (weight caches, CUDA context, allocator)
-        fn()
-    _sync(device)
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < max_reps and (time.perf_counter() - start < min_time or len(times) < 5):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def machine(device: torch.device) -> dict[str, object]:
-    info: dict[str, object] = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "device": str(device),
-        # allocator settings change small-group timings (fresh >128 KiB glibc blocks cost page faults)
-        "allocator_env": {k: v for k, v in os.environ.items()
-                          if k.startswith("MALLOC_") or k in ("LD_PRELOAD", "OMP_NUM_THREADS")},
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    else:
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    info["cpu_model"] = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
-    return info
+def _time(fn: Callable[[], object], device: torch.device, min_time: float, max_reps: int) -> float:
+    """Median seconds per call after three warm-up calls (weight caches, CUDA context, allocator)."""
+    return time_call(fn, device=device, min_time=min_time, max_reps=max_reps, warmup=3, statistic="median")
 
 
 def git_commit() -> str:
@@ -95,19 +52,19 @@ def run(device: torch.device, sizes: list[tuple[int, int, int]], min_time: float
     gen = torch.Generator().manual_seed(0)
     for groups, b, k in sizes:
         rewards = torch.rand(groups, b, generator=gen).to(device=device, dtype=dtype)
-        t_sort = time_call(lambda rewards=rewards: torch.sort(rewards, dim=-1), device, min_time, 2000)
-        t_maxpo = time_call(lambda rewards=rewards, k=k: maxpo.advantages(rewards, k), device, min_time, 2000)
+        t_sort = _time(lambda rewards=rewards: torch.sort(rewards, dim=-1), device, min_time, 2000)
+        t_maxpo = _time(lambda rewards=rewards, k=k: maxpo.advantages(rewards, k), device, min_time, 2000)
         harmonic = {kk: 1.0 / kk for kk in range(1, b)}
-        t_mix = time_call(lambda rewards=rewards, harmonic=harmonic: maxpo.advantages(rewards, harmonic),
-                          device, min_time, 2000)
+        t_mix = _time(lambda rewards=rewards, harmonic=harmonic: maxpo.advantages(rewards, harmonic),
+                      device, min_time, 2000)
         row: dict[str, object] = {
             "groups": groups, "B": b, "K": k, "dtype": str(dtype).replace("torch.", ""),
             "sort_s": t_sort, "maxpo_s": t_maxpo, "maxpo_over_sort": t_maxpo / t_sort,
             "mixture_terms": b - 1, "mixture_s": t_mix, "mixture_over_maxpo": t_mix / t_maxpo,
         }
         if b <= pairwise_max_b:
-            t_pair = time_call(lambda rewards=rewards, k=k: maxpo.advantages(rewards, k, "maxpo_pairwise"),
-                               device, min_time, 20)
+            t_pair = _time(lambda rewards=rewards, k=k: maxpo.advantages(rewards, k, "maxpo_pairwise"),
+                           device, min_time, 20)
             row.update(pairwise_s=t_pair, pairwise_over_maxpo=t_pair / t_maxpo)
         rows.append(row)
         print(f"groups={groups:5d} B={b:5d} K={k:4d}  sort {t_sort * 1e3:9.3f} ms  maxpo {t_maxpo * 1e3:9.3f} ms"
@@ -137,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(device, SIZES, args.min_time, args.pairwise_max_b, dtype)
     result = {
         "benchmark": "maxpo.advantages(method='maxpo') vs torch.sort, maxpo_pairwise and the harmonic mixture",
-        "machine": machine(device),
+        "machine": machine_description(device),
         "maxpo_version": maxpo.__version__,
         "commit": git_commit(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),

@@ -19,10 +19,10 @@ bit-identical advantages.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

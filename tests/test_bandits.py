@@ -1,4 +1,4 @@
-"""maxpo.bandits and the bandit study against exact oracles (enumeration in fractions, closed forms)."""
+"""maxpo.experiments.bandits and the bandit study against exact oracles (enumeration in fractions, closed forms)."""
 from __future__ import annotations
 
 import itertools
@@ -11,8 +11,17 @@ import torch
 
 import maxpo
 from maxpo import reference as ref
-from maxpo.bandits import Bandit, Discrete, Gaussian, LogNormal, bernoulli, gradient_estimates, problem, score_sums
 from maxpo.experiments import bandit_study as bs
+from maxpo.experiments.bandits import (
+    Bandit,
+    Discrete,
+    Gaussian,
+    LogNormal,
+    bernoulli,
+    gradient_estimates,
+    problem,
+    score_sums,
+)
 from maxpo.experiments.stats import block_sums, chi2_sf, jackknife, seed_band, t975
 
 UNBIASED = ["maxpo", "maxpo_pairwise", "canonical", "pkpo_s", "pkpo_loo", "pkpo_loo1"]

@@ -74,11 +74,10 @@ def test_figures_build_from_quick_results():
     import plotly.graph_objects as go
     import torch
 
-    from maxpo import bandits
     from maxpo.experiments import bandit_study as bs
+    from maxpo.experiments import bandits, plots
     from maxpo.experiments import maze_study as ms
-    from maxpo.experiments import plots
-    from maxpo.maze import TrainConfig, maze
+    from maxpo.experiments.maze import TrainConfig, maze
 
     b = bs.run_bandit_study(bs.quick_config(settings=((8, 4), (16, 4)), b_scan=(8, 16), draws=400, blocks=10),
                             progress=False)

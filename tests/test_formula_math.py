@@ -1,5 +1,5 @@
 """Every formula label of the unified view has a LaTeX form for the method table."""
-from maxpo import unified
+from maxpo.theory import unified_view as unified
 
 
 def test_every_label_has_tex_and_math_delimiters() -> None:

@@ -8,12 +8,12 @@ the sampling softmax not in float32, and warm-start early stopping never run.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import maxpo
 import maxpo.lab.train as lab_train

@@ -1,4 +1,4 @@
-"""maxpo.maze: dynamics checked by hand, exact evaluation and policy gradient against enumeration."""
+"""maxpo.experiments.maze: dynamics checked by hand, exact evaluation and policy gradient against enumeration."""
 from __future__ import annotations
 
 import itertools
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from maxpo.experiments import maze_study as ms
-from maxpo.maze import MAZES, Maze, Run, TrainConfig, maze, train
+from maxpo.experiments.maze import MAZES, Maze, Run, TrainConfig, maze, train
 
 #  col: 0 1 2 3 4
 TINY = ("#####",   # row 0

@@ -8,7 +8,7 @@ import sympy as sp
 import torch
 
 import maxpo
-from maxpo import mixtures_symbolic as ms
+from maxpo.theory import mixtures_symbolic as ms
 
 
 @pytest.mark.parametrize("b", range(2, 13))

@@ -10,8 +10,10 @@ import pytest
 import torch
 
 import maxpo
-from maxpo import bench_results, numerics
-from maxpo.settings import torch_threads
+from maxpo.benchmarking import results as bench_results
+from maxpo.benchmarking import timing
+from maxpo.pages.settings import torch_threads
+from maxpo.theory import precision as numerics
 
 
 def test_first_overflow_is_exact() -> None:
@@ -56,10 +58,20 @@ def test_error_measures() -> None:
 
 
 def test_time_methods_rows() -> None:
-    rows = numerics.time_methods([(2, 8, 2)], ["sort", "maxpo"], min_time=0.0)
+    rows = timing.time_methods([(2, 8, 2)], ["sort", "maxpo"], min_time=0.0)
     assert [r["method"] for r in rows] == ["sort", "maxpo"]
     assert all(r["seconds"] > 0 for r in rows)
-    assert numerics.machine_description()["torch"] == torch.__version__
+    machine = timing.machine_description()
+    assert machine["torch"] == torch.__version__ and machine["device"] == "cpu" and machine["cpu_model"]
+
+
+def test_time_call_statistic_and_bad_statistic() -> None:
+    calls = []
+    assert timing.time_call(lambda: calls.append(1), min_time=0.0, min_reps=5, max_reps=5, warmup=2,
+                            statistic="median") >= 0
+    assert len(calls) == 7  # two warm-up calls, then exactly five timed ones
+    with pytest.raises(ValueError, match="statistic must be 'min' or 'median'"):
+        timing.time_call(lambda: None, statistic="mean")  # type: ignore[arg-type]
 
 
 def test_torch_threads_sets_and_restores_the_thread_count() -> None:

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import maxpo
-from maxpo import passk, reference
+from maxpo import reference
+from maxpo.theory import passk_closed_forms as passk
 
 
 @pytest.mark.parametrize("name,residual", list(passk.symbolic_identities().items()))

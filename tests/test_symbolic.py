@@ -1,4 +1,4 @@
-"""Fast unit tests of maxpo.symbolic: each derivation against brute force or a known value."""
+"""Fast unit tests of maxpo.theory.symbolic: each derivation against brute force or a known value."""
 from __future__ import annotations
 
 import itertools
@@ -9,7 +9,7 @@ import pytest
 import sympy as sp
 
 from maxpo import reference
-from maxpo import symbolic as S
+from maxpo.theory import symbolic as S
 
 B, K, C, IDX = sp.symbols("B K c i", integer=True, positive=True)
 

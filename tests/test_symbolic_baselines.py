@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import sympy as sp
 
-from maxpo import symbolic as S
-from maxpo import symbolic_baselines as sb
+from maxpo.theory import baselines_symbolic as sb
+from maxpo.theory import symbolic as S
 
 SIZES = [(b, k) for b in range(2, 6) for k in range(1, b + 1)]
 

@@ -6,8 +6,9 @@ from fractions import Fraction
 import pytest
 
 import maxpo
-from maxpo import reference, unified
-from maxpo.unified import CategoricalPolicy
+from maxpo import reference
+from maxpo.theory import unified_view as unified
+from maxpo.theory.unified_view import CategoricalPolicy
 
 REAL = CategoricalPolicy.of(["1/2", "1/3", "1/6"], [0, "1/2", 1])
 REAL2 = CategoricalPolicy.of(["2/5", "2/5", "1/5"], ["1/5", "1/2", 1])

@@ -5,9 +5,9 @@ from fractions import Fraction
 
 import pytest
 
-from maxpo import unified
-from maxpo.unified import CategoricalPolicy
-from maxpo.variance_shift import optimal_shift, score_norm_mean, shift_parabola, shifted_total_variance
+from maxpo.theory import unified_view as unified
+from maxpo.theory.unified_view import CategoricalPolicy
+from maxpo.theory.variance_shift import optimal_shift, score_norm_mean, shift_parabola, shifted_total_variance
 
 POLICY = CategoricalPolicy.of(["1/2", "1/3", "1/6"], [0, "1/2", 1])
 
@@ -19,7 +19,7 @@ def test_parabola_against_direct_variance(b: int, k: int, method: str) -> None:
         assert shifted_total_variance(POLICY, b, k, method, shift) == v0 + 2 * v1 * shift + v2 * shift ** 2
     # v2 = B E||score||^2 (independent samples, mean-zero scores), in closed form
     assert v2 == b * score_norm_mean(POLICY)
-    # the float64 implementation in maxpo.unified agrees
+    # the float64 implementation in maxpo.theory.unified_view agrees
     f0, f1, f2 = unified.shifted_variance([float(p) for p in POLICY.probs], [float(r) for r in POLICY.rewards],
                                           b, k, method)
     assert (f0, f1, f2) == pytest.approx((float(v0), float(v1), float(v2)), rel=1e-12, abs=1e-15)

@@ -1,10 +1,10 @@
-"""Where maxpo.viz puts legends and menus, so that neither squeezes the plot nor hides the other."""
+"""Where maxpo.pages.viz puts legends and menus, so that neither squeezes the plot nor hides the other."""
 from __future__ import annotations
 
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from maxpo import viz
+from maxpo.pages import viz
 
 
 def _traces(v: int) -> list[go.Scatter]:

@@ -13,9 +13,10 @@ from fractions import Fraction
 
 import pytest
 
-from maxpo import reference, widgets
-from maxpo.widgets import figures
-from maxpo.widgets.base import Explorer
+from maxpo import reference
+from maxpo.pages import widgets
+from maxpo.pages.widgets import figures
+from maxpo.pages.widgets.base import Explorer
 
 PLOTLY_JSON = "application/vnd.plotly.v1+json"
 

@@ -9,7 +9,7 @@ import torch
 
 import maxpo
 from maxpo import reference
-from maxpo.worked_example import pairwise_matrix, sample_table, subset_roles, subset_table
+from maxpo.theory.worked_example import pairwise_matrix, sample_table, subset_roles, subset_table
 
 R = ["1/10", "3/10", "1/2", "7/10", "9/10"]
 

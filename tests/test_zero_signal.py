@@ -9,7 +9,7 @@ import pytest
 
 import maxpo
 from maxpo import reference
-from maxpo.zero_signal import informative_counts, no_signal_probability, zero_signal_ties
+from maxpo.theory.zero_signal import informative_counts, no_signal_probability, zero_signal_ties
 
 REAL_VALUES = (Fraction(0), Fraction(1, 2), Fraction(1))
 

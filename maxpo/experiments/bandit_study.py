@@ -1,12 +1,12 @@
 r"""Gradient-estimator study on softmax bandits: bias, variance, cosine and SNR of every method.
 
-For each bandit of :mod:`maxpo.bandits`, each ``(B, K)`` and each method of
+For each bandit of :mod:`maxpo.experiments.bandits`, each ``(B, K)`` and each method of
 :data:`maxpo.METHODS` that applies, the study draws ``draws`` independent groups
 of ``B`` samples (the *same* draws for every method: common random numbers),
 computes the advantages with one :func:`maxpo.advantages` call, and the
 per-group gradient estimates :math:`\hat g = \sum_i A_i (e_{a_i} - \pi)`. It
 compares them with the exact gradient :math:`\nabla J_K` of
-:meth:`maxpo.bandits.Bandit.gradient`.
+:meth:`maxpo.experiments.bandits.Bandit.gradient`.
 
 Scales. Each method's :math:`\hat g` is divided by its *nominal scale* (the
 constant its docstring says its expectation carries): ``canonical`` by
@@ -60,7 +60,7 @@ from typing import Any
 import torch
 
 import maxpo
-from maxpo.bandits import Bandit, gradient_estimates, problem, score_sums
+from maxpo.experiments.bandits import Bandit, gradient_estimates, problem, score_sums
 from maxpo.experiments.stats import block_sums, chi2_sf, jackknife
 
 __all__ = ["BanditStudyConfig", "NOMINAL", "REPRO_KEYS", "alignment", "config_from_dict", "load", "loglog_slope",

@@ -1,6 +1,6 @@
 r"""Maze training comparison: every advantage estimator, several seeds, exact learning curves.
 
-Three experiments, each a batch of runs trained together by :func:`maxpo.maze.train`:
+Three experiments, each a batch of runs trained together by :func:`maxpo.experiments.maze.train`:
 
 * ``comparison`` on the ``two_goals`` maze: every max@K method at ``K`` (``tang_loo`` and
   ``grpo_passk`` at ``K = B``, the only K they have; ``maxrl`` at ``k = B - 1``, the
@@ -12,7 +12,7 @@ Three experiments, each a batch of runs trained together by :func:`maxpo.maze.tr
 * ``control`` on the ``far_goal`` maze (one goal, so pass@K is a monotone function of
   pass@1 and both objectives have the same optimum): the methods of ``comparison``.
 
-Curves are exact (:meth:`maxpo.maze.Maze.pass_at_k`), so the bands (95% t-intervals
+Curves are exact (:meth:`maxpo.experiments.maze.Maze.pass_at_k`), so the bands (95% t-intervals
 over seeds) show run-to-run variation only.
 """
 from __future__ import annotations
@@ -26,8 +26,8 @@ from typing import Any, cast
 import torch
 
 import maxpo
+from maxpo.experiments.maze import Maze, Run, TrainConfig, TrainResult, maze, train
 from maxpo.experiments.stats import seed_band
-from maxpo.maze import Maze, Run, TrainConfig, TrainResult, maze, train
 
 __all__ = ["MazeStudyConfig", "PASS1_METHODS", "final_table", "load", "method_runs", "quick_config",
            "rounding_divergence", "run_maze_study", "seeds_reaching", "summarise", "with_train"]

@@ -32,7 +32,7 @@ import torch
 
 import maxpo
 from maxpo.integrations.grouping import Scale, check_options, group_scale_factors
-from maxpo.settings import torch_threads
+from maxpo.pages.settings import torch_threads
 
 __all__ = ["DIGITS", "LossRow", "TinyRun", "addition_dataset", "char_tokenizer", "contains_answer",
            "recheck", "run_tiny_grpo", "tiny_llama"]

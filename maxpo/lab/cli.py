@@ -18,8 +18,9 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import maxpo
 from maxpo.lab.config import AGGREGATIONS, PRESETS, REWARDS, LabConfig, load_config, preset

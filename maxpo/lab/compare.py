@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-import torch
 
 from maxpo.lab.checkpoint import CHECKPOINT_NAME, load_model_weights
 from maxpo.lab.config import LabConfig

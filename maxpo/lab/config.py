@@ -177,7 +177,7 @@ class LabConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "LabConfig":
+    def from_dict(cls, d: dict[str, Any]) -> LabConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
         parts = {"task": TaskConfig, "model": ModelSpec, "warmstart": WarmStartConfig, "rl": RLConfig, "eval": EvalConfig}
         known = {f.name for f in fields(cls)}
@@ -198,7 +198,7 @@ class LabConfig:
                 kw[name] = value
         return cls(**kw)
 
-    def with_rl(self, **changes: Any) -> "LabConfig":
+    def with_rl(self, **changes: Any) -> LabConfig:
         """A copy with some RL fields changed."""
         return replace(self, rl=replace(self.rl, **changes))
 

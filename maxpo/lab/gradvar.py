@@ -24,7 +24,8 @@ gradients differ; the scale-free numbers are the ones to compare.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn

@@ -6,12 +6,13 @@ records of one run's ``metrics.jsonl``.
 from __future__ import annotations
 
 import html
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 
-from maxpo import viz
+from maxpo.pages import viz
 
 __all__ = ["seed_band_figure", "run_curves_figure", "summary_rows", "summary_html", "cost_html", "passk_curve_figure",
            "grad_norm_figure", "differences_html", "gradvar_html"]

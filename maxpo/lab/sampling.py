@@ -14,8 +14,8 @@ token is part of the answer (stopping is a decision of the policy too).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +56,7 @@ class Rollout:
     answers: list[list[int]]
     entropy: torch.Tensor
 
-    def rows(self, start: int, stop: int) -> "Rollout":
+    def rows(self, start: int, stop: int) -> Rollout:
         """The sequences ``start:stop`` (same layout; a no-op slice for the whole batch)."""
         if start == 0 and stop == len(self.answers):
             return self

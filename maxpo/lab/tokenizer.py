@@ -7,7 +7,8 @@ text, and the ids of the ``bos``, ``eos`` and ``pad`` tokens.
 """
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from maxpo.lab.task import ALPHABET
 

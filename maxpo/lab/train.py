@@ -42,9 +42,9 @@ from maxpo.lab.checkpoint import CHECKPOINT_NAME, load_checkpoint, read_checkpoi
 from maxpo.lab.config import AGGREGATIONS, REWARDS, LabConfig, load_config
 from maxpo.lab.distributed import DistInfo, all_reduce_sum, barrier, broadcast_object, init_distributed, shard_range
 from maxpo.lab.evaluate import encode_prompt, evaluate, passk_curve_ks
-from maxpo.lab.preflight import check_context, check_heldout, check_writable_dir
 from maxpo.lab.loss import advantage_scale, policy_loss, scaled_advantages
 from maxpo.lab.metrics import MetricsLog, read_metrics
+from maxpo.lab.preflight import check_context, check_heldout, check_writable_dir
 from maxpo.lab.progress import progress
 from maxpo.lab.provenance import provenance, utc_now
 from maxpo.lab.sampling import micro_batches, sample, token_logprobs
@@ -158,7 +158,7 @@ class _DeferredInterrupt:
         self.flag = False
         self.previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "_DeferredInterrupt":
+    def __enter__(self) -> _DeferredInterrupt:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self.previous[sig] = signal.signal(sig, self._handle)

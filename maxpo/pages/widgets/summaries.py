@@ -1,8 +1,8 @@
 """The numbers each explorer shows, as pure functions of its inputs (no widgets).
 
 Every function computes through the package (:func:`maxpo.advantages`,
-:func:`maxpo.maxk_estimate`, :mod:`maxpo.unified`, :mod:`maxpo.bandits`,
-:mod:`maxpo.numerics`) and raises ``ValueError`` with a message for the
+:func:`maxpo.maxk_estimate`, :mod:`maxpo.theory.unified_view`, :mod:`maxpo.experiments.bandits`,
+:mod:`maxpo.theory.precision`) and raises ``ValueError`` with a message for the
 reader when the input does not fit (the explorers show it in place).
 """
 from __future__ import annotations
@@ -15,7 +15,10 @@ from typing import Any
 import torch
 
 import maxpo
-from maxpo import bandits, numerics, symbolic, unified
+from maxpo.experiments import bandits
+from maxpo.theory import precision as numerics
+from maxpo.theory import symbolic
+from maxpo.theory import unified_view as unified
 
 __all__ = [
     "ENUMERATION_LIMIT",
@@ -54,7 +57,7 @@ def estimate_summary(rewards: Sequence[Number], k: int) -> dict[str, Any]:
     r"""The max@K estimate of one group, its rank weights, and the estimate at every K.
 
     ``sorted`` (ascending rewards), ``weights`` (:math:`w_i = \binom{i-1}{K-1}/\binom{B}{K}`
-    on the sorted rewards, from :func:`maxpo.symbolic.maxk_weights`), ``estimate``
+    on the sorted rewards, from :func:`maxpo.theory.symbolic.maxk_weights`), ``estimate``
     (:func:`maxpo.maxk_estimate` at ``k``), ``by_k`` (the estimate for
     ``K = 1..B``), ``binary`` (all rewards 0 or 1: then the estimates are pass@K,
     from :func:`maxpo.passk_estimate`).
@@ -111,7 +114,7 @@ def check_policy(rewards: Sequence[Number], probs: Sequence[Number], b: int) -> 
 
 
 def _bandit(rewards: Sequence[Number], probs: Sequence[Number]) -> bandits.Bandit:
-    """The categorical policy as a :class:`maxpo.bandits.Bandit` whose arms pay a fixed reward each."""
+    """The categorical policy as a :class:`maxpo.experiments.bandits.Bandit` whose arms pay a fixed reward each."""
     if len(rewards) < 2:
         raise ValueError("a policy needs at least two actions")
     arms = tuple(bandits.Discrete((float(r),), (1.0,)) for r in rewards)
@@ -121,7 +124,7 @@ def _bandit(rewards: Sequence[Number], probs: Sequence[Number]) -> bandits.Bandi
 def exact_gradient(rewards: Sequence[Number], probs: Sequence[Number], k: int) -> tuple[float, list[float]]:
     r""":math:`J_K` and :math:`\nabla_\theta J_K` (logits of a softmax policy), exact in float64.
 
-    From :meth:`maxpo.bandits.Bandit.gradient` (the order-statistic integral
+    From :meth:`maxpo.experiments.bandits.Bandit.gradient` (the order-statistic integral
     :math:`K\pi_b \int F^{K-1}(F - F_b)`, exact for rewards with finitely many values).
     """
     bandit = _bandit(rewards, probs)
@@ -134,7 +137,7 @@ def gradient_summary(rewards: Sequence[Number], probs: Sequence[Number], b: int,
     ``exact`` = :math:`\nabla_\theta J_K` with respect to the logits (exact
     in float64, :func:`exact_gradient`);
     ``expected`` = :math:`E[\sum_i s_i \nabla\log\pi(y_i)]` over every batch of
-    ``b`` samples with the signal ``pkpo_s`` (:func:`maxpo.unified.gradient_moments`);
+    ``b`` samples with the signal ``pkpo_s`` (:func:`maxpo.theory.unified_view.gradient_moments`);
     ``mean_signal`` = :math:`E[s_1 \mid y_1 = a]` per action; ``variance`` =
     :math:`E\|\hat g - E\hat g\|^2`; ``objective`` = :math:`J_K`.
     """

@@ -1,9 +1,9 @@
-r"""Numerical experiments for the chapter *Computing it fast and safely*.
+r"""Floating-point precision experiments for the chapter *Computing it fast and safely*.
 
 The package computes MaxPO from sorted rewards with rank weights built from
 log-binomials, shifted so that each group's maximum is 0, in float64. This
 module holds the *alternatives* that the chapter measures those choices
-against, and the helpers that measure:
+against, and the error measures (timing lives in :mod:`maxpo.benchmarking.timing`):
 
 * :func:`first_overflow` -- the smallest B at which a binomial coefficient no
   longer fits a floating type (exact integer arithmetic, no floats involved);
@@ -12,29 +12,21 @@ against, and the helpers that measure:
   log-binomials;
 * :func:`closed_form_maxpo` -- the :math:`O(B\log B)` closed form with a chosen
   working dtype, with or without the shift, with raw or log weights;
-* :func:`relative_error`, :func:`centering_error` -- the two error measures;
-* :func:`time_call`, :func:`time_methods` -- best wall time of a call (one thread by default).
+* :func:`relative_error`, :func:`centering_error` -- the two error measures.
 """
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
-
-import maxpo
-from maxpo.settings import torch_threads
 
 __all__ = [
     "binomial_weights",
     "centering_error",
     "closed_form_maxpo",
     "first_overflow",
-    "machine_description",
     "relative_error",
-    "time_call",
-    "time_methods",
 ]
 
 
@@ -151,64 +143,3 @@ def centering_error(adv: torch.Tensor) -> float:
     r"""Worst group's :math:`|\sum_i A_i| / \sum_i |A_i|`, the sums taken in float64 (0 = exactly centered)."""
     a = adv.to(torch.float64)
     return float((a.sum(-1).abs() / a.abs().sum(-1).clamp_min(torch.finfo(torch.float64).tiny)).max())
-
-
-def time_call(fn: Callable[[], object], min_time: float = 0.05, max_reps: int = 50, warmup: int = 1,
-              min_reps: int = 5) -> float:
-    """Best (smallest) seconds per call of ``fn`` on the CPU, over repetitions filling ``min_time``.
-
-    The minimum, as :mod:`timeit` recommends: on a shared machine the other
-    repetitions measure the neighbours as much as the code.
-    """
-    for _ in range(warmup):
-        fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < max_reps and (time.perf_counter() - start < min_time or len(times) < min_reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
-def time_methods(sizes: Sequence[tuple[int, int, int]], methods: Sequence[str], min_time: float = 0.05,
-                 seed: int = 0, threads: int | None = 1) -> list[dict[str, object]]:
-    """Time ``maxpo.advantages`` for each ``(groups, B, K)`` and method on float32 CPU rewards.
-
-    The method name ``"sort"`` times ``torch.sort`` of the same tensor (the floor
-    of any sort-based method). ``threads`` sets torch's intra-op threads for the
-    measurement (restored afterwards; ``None`` leaves them alone): one thread
-    is far less noisy on a shared machine. Returns one row per size and
-    method: ``groups``, ``B``, ``K``, ``method``, ``seconds`` (best of the repetitions).
-    """
-    gen = torch.Generator().manual_seed(seed)
-    rows = []
-    with torch_threads(threads):
-        for groups, b, k in sizes:
-            x = torch.rand(groups, b, generator=gen)
-            for name in methods:
-                # the callables are timed at once, inside this iteration; binding by default
-                # argument only makes that explicit
-                fn = ((lambda x=x: torch.sort(x, dim=-1)) if name == "sort"
-                      else (lambda x=x, k=k, name=name: maxpo.advantages(x, k, name)))
-                rows.append({"groups": groups, "B": b, "K": k, "method": name,
-                             "seconds": time_call(fn, min_time)})
-    return rows
-
-
-def machine_description() -> dict[str, object]:
-    """Where a build-time measurement ran: CPU model, cores, torch version and threads."""
-    import os
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "python": platform.python_version()}

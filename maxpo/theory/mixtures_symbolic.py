@@ -23,7 +23,7 @@ The claim: :math:`A^{\rm MaxRL} = \sum_{K=1}^{B-1} \frac1K A^{(K)}` for every ``
   :math:`\binom{B-c}{K}/\binom{B}{K} = \binom{B-K}{c}/\binom{B}{c}`, absorption
   :math:`\binom{m}{c}/m = \binom{m-1}{c-1}/c`, the hockey stick
   :math:`\sum_{m=c}^{B-1}\binom{m-1}{c-1} = \binom{B-1}{c}` (by induction,
-  :func:`maxpo.symbolic.hockey_stick_by_induction`) and
+  :func:`maxpo.theory.symbolic.hockey_stick_by_induction`) and
   :math:`\binom{B-1}{c}/(c\binom{B}{c}) = (B-c)/(Bc)`; wrong answers follow from exact
   centring of both sides (:func:`centring_transfers`).
 
@@ -41,7 +41,7 @@ from fractions import Fraction
 import sympy as sp
 
 from maxpo import reference
-from maxpo.symbolic import hockey_stick_by_induction
+from maxpo.theory.symbolic import hockey_stick_by_induction
 
 __all__ = [
     "GeneralProof",
@@ -152,7 +152,7 @@ def general_proof() -> GeneralProof:
 
     Terms with ``m < c`` vanish (``C(m, c) = 0``), and both sides of the swap vanish when
     ``K > B - c``; the gamma-function checks cover the remaining terms. Every step's residual is returned;
-    the hockey stick comes from :func:`maxpo.symbolic.hockey_stick_by_induction` with
+    the hockey stick comes from :func:`maxpo.theory.symbolic.hockey_stick_by_induction` with
     ``(B, K) -> (B - 1, c)``. Wrong answers: :func:`centring_transfers`.
     """
     b, c, k, m = sp.symbols("B c K m", integer=True, positive=True)

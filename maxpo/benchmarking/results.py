@@ -75,7 +75,7 @@ def _parse(path: Path) -> BenchmarkRun:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
     missing = [f for f in REQUIRED_RUN_FIELDS if f not in data]
     if missing:
-        raise ValueError(f"{path}: missing field(s) {missing}; expected the schema in maxpo.bench_results")
+        raise ValueError(f"{path}: missing field(s) {missing}; expected the schema in maxpo.benchmarking.results")
     machine = data["machine"]
     if not isinstance(machine, dict) or "device" not in machine:
         raise ValueError(f"{path}: 'machine' must be an object with a 'device' field")

@@ -1,12 +1,12 @@
 r"""Sympy proofs for the chapter *Baselines and centering*.
 
 Every quantity here is written for **symbolic sorted rewards**
-:math:`r_1 \le r_2 \le \dots \le r_B` (:func:`maxpo.symbolic.sorted_reward_symbols`).
+:math:`r_1 \le r_2 \le \dots \le r_B` (:func:`maxpo.theory.symbolic.sorted_reward_symbols`).
 Because the rewards are sorted, the maximum of any subset is the reward at its
 largest position, so every definition below is a finite sum of symbols with
 rational coefficients, built by enumerating subsets exactly as the definition
 reads. The max@K U-statistic, the signal and the ``Q_i`` (by subsets and in
-closed form) come from :mod:`maxpo.symbolic`; this module adds the baselines.
+closed form) come from :mod:`maxpo.theory.symbolic`; this module adds the baselines.
 Two expressions are then equal for *every* sorted reward vector iff their
 difference expands to zero, which sympy decides exactly. Each identity is
 proved at one ``(B, K)`` at a time (small sizes); nothing is sampled.
@@ -38,7 +38,7 @@ from typing import TypeAlias
 
 import sympy as sp
 
-from maxpo.symbolic import (
+from maxpo.theory.symbolic import (
     maxk_by_subsets,
     maxk_ustatistic,
     q_values,

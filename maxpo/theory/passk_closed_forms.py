@@ -65,7 +65,7 @@ def closed_forms(compact: bool = False) -> dict[str, tuple[sp.Expr, sp.Expr]]:
     truncation ``K`` is :math:`\sum_{j \le K} \frac1j A^{(j)}_{\rm MaxPO}`: for a correct answer
     :math:`\frac{1}{\binom{B}{c}}\sum_{m=B-K}^{B-1}\binom{m}{c}/m
     = \big(\binom{B-1}{c} - \binom{B-1-K}{c}\big)/(c\binom{B}{c})` (absorption and the
-    hockey stick, see :mod:`maxpo.mixtures_symbolic`), :math:`(B-c)/(Bc)` at ``K = B - 1``;
+    hockey stick, see :mod:`maxpo.theory.mixtures_symbolic`), :math:`(B-c)/(Bc)` at ``K = B - 1``;
     a wrong answer gets :math:`-\frac{c}{B-c}` times that (centring).
     """
     if compact:

@@ -20,7 +20,7 @@ Sections (add new ones at the end, in chapter order):
 
 The building blocks of sections 2 and 4 (the U-statistic, the signal and the
 ``Q_i`` from their subset definitions and in closed form, on symbols
-:func:`sorted_reward_symbols`) are also what :mod:`maxpo.symbolic_baselines`
+:func:`sorted_reward_symbols`) are also what :mod:`maxpo.theory.baselines_symbolic`
 builds the baselines of chapters 4-5 from.
 
 Conventions: rewards "in ascending order" means ``r[0] <= r[1] <= ...``; the

@@ -10,7 +10,7 @@ gradient estimate to :math:`\hat g_\delta = \hat g + \delta S`, with
    v_2 = E\|S\|^2 = B\, E\|\nabla\log\pi(y)\|^2,
 
 a parabola with its minimum at :math:`\delta^\star = -v_1 / v_2`. For a softmax
-policy over a few actions (:class:`maxpo.unified.CategoricalPolicy`) every batch
+policy over a few actions (:class:`maxpo.theory.unified_view.CategoricalPolicy`) every batch
 is enumerated with its exact probability and every advantage comes from its
 definition (:func:`maxpo.reference.advantages`), so all three coefficients are
 rationals. :func:`shifted_total_variance` computes the variance of the shifted
@@ -21,7 +21,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from maxpo import reference
-from maxpo.unified import CategoricalPolicy
+from maxpo.theory.unified_view import CategoricalPolicy
 
 __all__ = ["shift_parabola", "shifted_total_variance", "optimal_shift", "score_norm_mean"]
 

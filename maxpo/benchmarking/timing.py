@@ -1,0 +1,124 @@
+"""Wall-clock timing of estimator calls and a description of the machine that ran them.
+
+The one place where the package times code: the computing chapter's
+build-time measurements and ``benchmarks/bench_advantages.py`` both use it.
+
+* :func:`time_call` -- seconds per call of a function, over repetitions that fill
+  a time budget, with device synchronisation for CUDA.
+* :func:`time_methods` -- :func:`time_call` of ``maxpo.advantages`` (and of
+  ``torch.sort``, the floor of any sort-based method) over sizes and methods.
+* :func:`machine_description` -- CPU or GPU model, cores, threads, versions and
+  the allocator settings that change small-group CPU timings.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+import maxpo
+from maxpo.pages.settings import torch_threads
+
+__all__ = ["machine_description", "time_call", "time_methods"]
+
+Statistic = Literal["min", "median"]
+
+
+def _sync(device: torch.device | None) -> None:
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], object], *, device: torch.device | None = None, min_time: float = 0.05,
+              max_reps: int = 50, warmup: int = 1, min_reps: int = 5, statistic: Statistic = "min") -> float:
+    """Seconds per call of ``fn`` over repetitions filling ``min_time`` (at least ``min_reps``, at most ``max_reps``).
+
+    ``statistic="min"`` (the default, as :mod:`timeit` recommends: on a shared
+    machine the other repetitions measure the neighbours as much as the code)
+    or ``"median"``. On a CUDA ``device`` every call is followed by a
+    synchronisation, so the time is the kernels', not the launch's.
+    """
+    if statistic not in ("min", "median"):
+        raise ValueError(f"statistic must be 'min' or 'median', got {statistic!r}")
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < max_reps and (time.perf_counter() - start < min_time or len(times) < min_reps):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return min(times) if statistic == "min" else statistics.median(times)
+
+
+def time_methods(sizes: Sequence[tuple[int, int, int]], methods: Sequence[str], min_time: float = 0.05,
+                 seed: int = 0, threads: int | None = 1) -> list[dict[str, object]]:
+    """Time ``maxpo.advantages`` for each ``(groups, B, K)`` and method on float32 CPU rewards.
+
+    The method name ``"sort"`` times ``torch.sort`` of the same tensor (the floor
+    of any sort-based method). ``threads`` sets torch's intra-op threads for the
+    measurement (restored afterwards; ``None`` leaves them alone): one thread
+    is far less noisy on a shared machine. Returns one row per size and
+    method: ``groups``, ``B``, ``K``, ``method``, ``seconds`` (best of the repetitions).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    rows: list[dict[str, object]] = []
+    with torch_threads(threads):
+        for groups, b, k in sizes:
+            x = torch.rand(groups, b, generator=gen)
+            for name in methods:
+                if name == "sort":
+                    def fn(x: torch.Tensor = x) -> object:
+                        return torch.sort(x, dim=-1)
+                else:
+                    def fn(x: torch.Tensor = x, name: str = name, k: int = k) -> object:
+                        return maxpo.advantages(x, k, name)
+                rows.append({"groups": groups, "B": b, "K": k, "method": name,
+                             "seconds": time_call(fn, min_time=min_time)})
+    return rows
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def machine_description(device: torch.device | str = "cpu") -> dict[str, object]:
+    """Where a measurement ran: platform, CPU (or GPU) model, cores, torch threads, versions, allocator settings.
+
+    Keys: ``platform``, ``processor``, ``cpu_count``, ``torch_threads``,
+    ``python``, ``torch``, ``device``, ``allocator_env`` (``MALLOC_*``,
+    ``LD_PRELOAD``, ``OMP_NUM_THREADS``: fresh glibc blocks over 128 KiB cost
+    page faults, which changes small-group CPU timings), and ``gpu`` on CUDA
+    or ``cpu_model`` on the CPU.
+    """
+    device = torch.device(device)
+    info: dict[str, object] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(device),
+        "allocator_env": {k: v for k, v in os.environ.items()
+                          if k.startswith("MALLOC_") or k in ("LD_PRELOAD", "OMP_NUM_THREADS")},
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    else:
+        info["cpu_model"] = _cpu_model() or info["processor"]
+    return info
