@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test lab setup browser clean
+.PHONY: book test lint lab setup browser clean
 
 setup: $(STAMP)
 
@@ -32,7 +32,12 @@ lab: $(STAMP)
 	JUPYTER_CONFIG_PATH="$(LAB_CONFIG)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
 	  $(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
-test: $(STAMP) browser
+# style and types: ruff (pycodestyle, pyflakes, bugbear, isort, pyupgrade) and mypy on maxpo/, zero findings
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: $(STAMP) browser lint
 	$(PY) -m pytest
 
 clean:
