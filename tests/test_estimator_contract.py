@@ -154,6 +154,23 @@ def test_tied_rewards_get_identical_advantages_in_float64(method: str) -> None:
             assert torch.equal(permuted, maxpo.advantages(r, k, method)[:, perm]), method
 
 
+# --------------------------------------------------------------------------- signs under rounding
+def test_pkpo_loo1_is_never_negative_even_where_rounding_would_make_it() -> None:
+    # A_(i) = sum_{j<i} C(j-1,k-2)/C(B,k) (r_(i) - r_(j)) >= 0. Computed as a difference of two large
+    # sums it can round below 0 when many rewards are nearly equal and large (here within a few ulps
+    # of 1e6, above k - 2 zeros): the method promises "never negative", so those must come out as 0.
+    g = torch.Generator().manual_seed(16)
+    for k in (3, 5, 8):
+        low = torch.zeros(100, k - 2, dtype=torch.float64)
+        high = 1e6 + torch.randint(0, 6, (100, 24 - (k - 2)), generator=g).double() * 2.0 ** -32
+        r = torch.cat([low, high], -1)
+        a = maxpo.advantages(r, k, "pkpo_loo1")
+        assert bool((a >= 0).all()), (k, a.min().item())
+        if k == 3:  # and it stays the exact value to rounding (1e-14 of the rewards' size)
+            exact = [float(v) for v in ref.advantages([F(float(v)) for v in r[0]], k, "pkpo_loo1")]
+            np.testing.assert_allclose(a[0].numpy(), exact, rtol=0, atol=1e-8)
+
+
 # --------------------------------------------------------------------------- the pairwise chunks
 def _count_blocks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
@@ -182,6 +199,19 @@ def test_pairwise_chunks_match_the_exact_oracle(monkeypatch: pytest.MonkeyPatch,
         for g, row in enumerate(groups):
             want = [float(v) for v in ref.advantages(row, k, "maxpo_pairwise")]
             np.testing.assert_allclose(got[g].numpy(), want, rtol=0, atol=1e-14, err_msg=f"k={k} group {g}")
+
+
+def test_pairwise_group_larger_than_a_chunk_goes_one_group_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    b = 5
+    t = torch.tensor([[0.5, -1.0, 2.0, 0.5, 1.5], [1.0, 1.0, 0.0, -0.5, 3.0], [0.0, 0.25, 0.5, 0.75, 1.0]],
+                     dtype=torch.float64)
+    monkeypatch.setattr(est, "_PAIRWISE_CHUNK", b * b - 1)  # not even one group fits: still one per block
+    sizes = _count_blocks(monkeypatch)
+    got = maxpo.advantages(t, 2, "maxpo_pairwise")
+    assert sizes == [1, 1, 1]
+    for g in range(3):
+        want = [float(v) for v in ref.advantages([F(float(v)) for v in t[g]], 2, "maxpo_pairwise")]
+        np.testing.assert_allclose(got[g].numpy(), want, rtol=0, atol=1e-14)
 
 
 def test_pairwise_chunks_match_the_closed_form_at_larger_b(monkeypatch: pytest.MonkeyPatch) -> None:
