@@ -47,6 +47,7 @@ import glob
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import threading
@@ -91,9 +92,58 @@ TARGETS = {
     ]
 }
 
-#: Survivors argued equivalent, by mutant id: (target, function, operator, before -> after, occurrence).
-#: Each value is the one-line argument. Stale entries (no such mutant any more) are reported.
-EQUIVALENT: dict[str, str] = {}
+@dataclass(frozen=True)
+class Equivalence:
+    """Survivors argued equivalent: ``id`` (a regular expression on the mutant id
+    ``target::function::operator::before -> after#n``) and optionally ``context`` (one on the
+    source of the mutated node's parent), with the one-line argument."""
+
+    id: str
+    argument: str
+    context: str = ""
+
+
+_DENSE = (r"estimators::(_Sorted\.unsort|_sort_groups|_q_sorted|_maxpo|_canonical|_pkpo_s|_pkpo_loo|_pkpo_loo1|"
+          r"_maxpo_pairwise|_maxpo_pairwise_block|_chen_passk|_grpo|_dr_grpo|_rloo|_by_group_size|_estimate\.rho)")
+
+#: Each entry was checked by reading the code; an entry that matches no survivor is reported as stale.
+EQUIVALENT: list[Equivalence] = [
+    Equivalence(_DENSE + r"::unary_drop::-1 -> 1#\d+$",
+                "the per-group kernels only ever see 2-D (groups, B) tensors (advantages() flattens the batch "
+                "first), so axis -1 and axis 1 are the same axis",
+                context=r"(\.shape\[-1\]$)|((mean|std|sum|cumsum|gather|scatter_|squeeze|sort)\((\w+, )?-1[,)])|"
+                        r"(^dim=-1$)"),
+    Equivalence(r"estimators::RankWeights::constant::True -> False#1$",
+                "frozen=False only permits assigning to the weights' fields, which no code does"),
+    Equivalence(r"estimators::_rank_weights::constant::256 -> 25[57]#1$",
+                "the lru_cache size decides only which weights are recomputed, never their values"),
+    Equivalence(r"estimators::_rank_weights::constant::1 -> 0#\d+$",
+                "check_k guarantees k >= 1 before any weights are built, so 0 <= k and 1 <= k agree",
+                context=r"^1 <= k <= n$"),
+    Equivalence(r"estimators::_pkpo_loo1::constant::0 -> 1#1$",
+                "pad (1, 1) adds a last column that gather never reads (run starts are < B)", context=r"^\(1, 0\)$"),
+    Equivalence(r"estimators::_maxpo_pairwise_block::constant::1 -> 0#\d+$",
+                "with the diagonal kept, d[p, p] enters both the column sum and the row sum of position p and "
+                "cancels in A = col - row (only the last bit of rounding can differ, below every tolerance)",
+                context=r"diagonal=1"),
+    Equivalence(r"estimators::_chen_passk::(unwrap_call|constant::0 -> -1#1)",
+                "rho (1 - rho) < 0 only by rounding; then sigma is NaN and the where() gives 0, as the clamp does",
+                context=r"clamp_min\(0\)|^\(rho \* \(1 - rho\)\)\.clamp_min\(0\)$"),
+    Equivalence(r"estimators::_chen_passk::(compare::sigma > 0 -> sigma >= 0|constant::0 -> -1)#\d+$",
+                "sigma = 0 only when all rewards of the group are equal; then q == rho exactly (the shift is "
+                "added back to exact zeros), so (q - rho)/1 and 0/0 masked by the outer where both give 0",
+                context=r"sigma > 0"),
+]
+
+
+def _equivalence_rule(m: "Mutant") -> Equivalence | None:
+    return next((r for r in EQUIVALENT if re.search(r.id, m.id) and (not r.context or re.search(r.context, m.context))),
+                None)
+
+
+def _equivalence(m: "Mutant") -> str | None:
+    rule = _equivalence_rule(m)
+    return rule.argument if rule else None
 
 
 # --------------------------------------------------------------------------- mutants
@@ -483,7 +533,7 @@ def run_target(target: Target, items: list[Any], only: str | None, timeout_facto
             else:
                 m.status = "survived"
         if m.status in ("survived", "not_covered"):
-            m.equivalent = EQUIVALENT.get(m.id)
+            m.equivalent = _equivalence(m)
         mark = {"killed": ".", "timeout": "T", "survived": "S", "not_covered": "-"}[m.status]
         if verbose:
             print(f"{mark} {m.seconds:6.1f} s  {m.id}  <- {m.killed_by}", flush=True)
@@ -496,8 +546,8 @@ def run_target(target: Target, items: list[Any], only: str | None, timeout_facto
     equivalent = sum(m.equivalent is not None for m in mutants)
     non_eq = len(mutants) - equivalent
     score = killed / non_eq if non_eq else 1.0
-    ids = {m.id for m in mutants}
-    stale = sorted(k for k in EQUIVALENT if k.startswith(target.name + "::") and k not in ids) if not only else []
+    used = {_equivalence_rule(m) for m in mutants if m.equivalent}
+    stale = [r.id for r in EQUIVALENT if r.id.startswith(target.name) and r not in used] if not only else []
     report = {
         "target": target.name,
         "module": target.path,

@@ -101,6 +101,31 @@ ACCEPTS: dict[str, Acceptance] = {
 }
 
 
+@dataclass(frozen=True)
+class Guarantees:
+    """What a method promises (the book's table): E[g_hat] is a multiple of grad J_K; sum_i A_i = 0."""
+
+    unbiased: bool
+    centered: bool
+    binary_only: bool
+
+
+#: Typed from the definitions in MATH.md (chen_passk and grpo divide by a data-dependent std).
+GUARANTEES: dict[str, Guarantees] = {
+    "maxpo": Guarantees(unbiased=True, centered=True, binary_only=False),
+    "maxpo_pairwise": Guarantees(unbiased=True, centered=True, binary_only=False),
+    "canonical": Guarantees(unbiased=True, centered=True, binary_only=False),
+    "pkpo_s": Guarantees(unbiased=True, centered=False, binary_only=False),
+    "pkpo_loo": Guarantees(unbiased=True, centered=False, binary_only=False),
+    "pkpo_loo1": Guarantees(unbiased=True, centered=False, binary_only=False),
+    "chen_passk": Guarantees(unbiased=False, centered=True, binary_only=True),
+    "tang_loo": Guarantees(unbiased=True, centered=False, binary_only=False),
+    "grpo": Guarantees(unbiased=False, centered=True, binary_only=False),
+    "dr_grpo": Guarantees(unbiased=True, centered=True, binary_only=False),
+    "rloo": Guarantees(unbiased=True, centered=True, binary_only=False),
+}
+
+
 def accepted(method: str, b: int, k: int, binary: bool) -> bool:
     """Whether ``method`` must accept a group of ``b`` rewards at ``k`` (per the grid above).
 

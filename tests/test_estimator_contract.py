@@ -19,7 +19,7 @@ import maxpo
 import maxpo.estimators as est
 from maxpo import reference as ref
 
-from expectations import ACCEPTS, GRID_B, GRID_K, accepted, exact_maxpo_closed_form
+from expectations import ACCEPTS, GRID_B, GRID_K, GUARANTEES, accepted, exact_maxpo_closed_form
 
 LOW_PRECISION = [torch.float16, torch.bfloat16, torch.float32]
 
@@ -27,6 +27,26 @@ LOW_PRECISION = [torch.float16, torch.bfloat16, torch.float32]
 def test_acceptance_table_covers_every_method() -> None:
     # a new method needs its row in tests/expectations.py
     assert set(ACCEPTS) == set(maxpo.METHODS)
+
+
+@pytest.mark.parametrize("method", list(GUARANTEES))
+def test_method_flags_are_the_documented_guarantees_and_hold(method: str) -> None:
+    want, info = GUARANTEES[method], maxpo.METHODS[method]
+    assert (info.unbiased, info.centered, info.binary_only) == (want.unbiased, want.centered, want.binary_only)
+    g = torch.Generator().manual_seed(17)
+    r = (torch.rand(200, 8, generator=g, dtype=torch.float64) < 0.5).double()
+    if not want.binary_only:
+        r = r + torch.randn(200, 8, generator=g, dtype=torch.float64)
+    a = maxpo.advantages(r, 8 if method == "tang_loo" else 3, method)
+    sums = a.sum(-1).abs()
+    if want.centered:
+        assert bool((sums <= 1e-12 * (1 + a.abs().sum(-1))).all()), method
+    else:
+        assert float(sums.max()) > 1e-3, method
+
+
+def test_method_flags_table_covers_every_method() -> None:
+    assert set(GUARANTEES) == set(maxpo.METHODS)
 
 
 def _rewards(b: int, binary: bool) -> list[F]:
