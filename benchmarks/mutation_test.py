@@ -44,6 +44,7 @@ import argparse
 import ast
 import copy
 import glob
+import hashlib
 import json
 import os
 import platform
@@ -104,7 +105,7 @@ class Equivalence:
 
 
 _DENSE = (r"estimators::(_Sorted\.unsort|_sort_groups|_q_sorted|_maxpo|_canonical|_pkpo_s|_pkpo_loo|_pkpo_loo1|"
-          r"_maxpo_pairwise|_maxpo_pairwise_block|_chen_passk|_grpo|_dr_grpo|_rloo|_by_group_size|_estimate\.rho)")
+          r"_maxpo_pairwise|_maxpo_pairwise_block|_chen_passk|_grpo|_dr_grpo|_rloo|_by_group_size|_estimate\.rho|advantages)")
 
 #: Each entry was checked by reading the code; an entry that matches no survivor is reported as stale.
 EQUIVALENT: list[Equivalence] = [
@@ -112,9 +113,19 @@ EQUIVALENT: list[Equivalence] = [
                 "the per-group kernels only ever see 2-D (groups, B) tensors (advantages() flattens the batch "
                 "first), so axis -1 and axis 1 are the same axis",
                 context=r"(\.shape\[-1\]$)|((mean|std|sum|cumsum|gather|scatter_|squeeze|sort)\((\w+, )?-1[,)])|"
-                        r"(^dim=-1$)"),
-    Equivalence(r"estimators::RankWeights::constant::True -> False#1$",
-                "frozen=False only permits assigning to the weights' fields, which no code does"),
+                        r"(^dim=-1$)|(^torch\.cumsum\(.*, -1\)$)"),
+    Equivalence(r"estimators::_prepare::unary_drop::-1 -> 1#\d+$",
+                "flat_mask is 2-D (groups, B): axis -1 and axis 1 are the same axis", context=r"^flat_mask\.sum\(-1\)$"),
+    Equivalence(r"estimators::(RankWeights|MethodInfo)::constant::True -> False#1$",
+                "frozen=False only permits assigning to the dataclass's fields, which no code does",
+                context=r"^frozen=True$"),
+    Equivalence(r"estimators::MethodInfo::constant::False -> True#[12]$",
+                "changes only repr() of a MethodInfo (whether its two functions are printed)",
+                context=r"^repr=False$"),
+    Equivalence(r"estimators::_prepare::(drop_statement::t = t\.to\(_WORK\) -> pass|unwrap_call::t\.to\(_WORK\) -> t|"
+                r"negate_if::if not t\.is_floating_point\(\)|unary_drop::not t\.is_floating_point\(\) -> )",
+                "every kernel converts to float64 itself, and any floating input gives the float64 result rounded "
+                "once (tested bit for bit), so converting integers here, floats too, or nothing, gives the same output"),
     Equivalence(r"estimators::_rank_weights::constant::256 -> 25[57]#1$",
                 "the lru_cache size decides only which weights are recomputed, never their values"),
     Equivalence(r"estimators::_rank_weights::constant::1 -> 0#\d+$",
@@ -126,9 +137,15 @@ EQUIVALENT: list[Equivalence] = [
                 "with the diagonal kept, d[p, p] enters both the column sum and the row sum of position p and "
                 "cancels in A = col - row (only the last bit of rounding can differ, below every tolerance)",
                 context=r"diagonal=1"),
+    Equivalence(r"estimators::_estimate\.rho::constant::1 -> 0#\d+$",
+                "top is only a shift anchor: sum_i w_i (x_i - top) + top = sum_i w_i x_i since the weights sum to 1, "
+                "so the first element serves as well as the last (rounding aside)", context=r"^-1$"),
     Equivalence(r"estimators::_chen_passk::(unwrap_call|constant::0 -> -1#1)",
                 "rho (1 - rho) < 0 only by rounding; then sigma is NaN and the where() gives 0, as the clamp does",
                 context=r"clamp_min\(0\)|^\(rho \* \(1 - rho\)\)\.clamp_min\(0\)$"),
+    Equivalence(r"validate::as_reward_tensor::unwrap_call::rewards\.detach\(\) -> rewards#1$",
+                "every estimator computes under torch.no_grad() from the tensor it is given, so the result carries "
+                "no graph whether or not the input was detached first"),
     Equivalence(r"estimators::_chen_passk::(compare::sigma > 0 -> sigma >= 0|constant::0 -> -1)#\d+$",
                 "sigma = 0 only when all rewards of the group are equal; then q == rho exactly (the shift is "
                 "added back to exact zeros), so (q - rho)/1 and 0/0 masked by the outer where both give 0",
@@ -165,6 +182,7 @@ class Mutant:
     killed_by: str | None = None
     seconds: float = 0.0
     equivalent: str | None = None
+    carried_over: bool = False  # killed in the earlier report given with --survivors-of (not re-run)
 
 
 _BINOP_SWAP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Div,
@@ -472,12 +490,15 @@ def _test_args(target: Target) -> list[str]:
 class _Plugin:
     """pytest plugin: collect once in this process, then fork a child per mutant instead of the test loop."""
 
-    def __init__(self, target: Target, only: str | None, timeout_factor: float, verbose: bool) -> None:
+    def __init__(self, target: Target, only: str | None, timeout_factor: float, verbose: bool,
+                 survivors_of: str | None, out_path: Path | None) -> None:
         self.target, self.only, self.timeout_factor, self.verbose = target, only, timeout_factor, verbose
+        self.survivors_of, self.out_path = survivors_of, out_path
         self.report: dict[str, Any] | None = None
 
     def pytest_runtestloop(self, session: Any) -> bool:
-        self.report = run_target(self.target, list(session.items), self.only, self.timeout_factor, self.verbose)
+        self.report = run_target(self.target, list(session.items), self.only, self.timeout_factor, self.verbose,
+                                 self.survivors_of, self.out_path)
         return True
 
 
@@ -494,15 +515,25 @@ def _machine() -> dict[str, Any]:
             "platform": platform.platform(), "note": "a 2-core machine shared with other jobs; timings are rough"}
 
 
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
 
 def run_target(target: Target, items: list[Any], only: str | None, timeout_factor: float,
-               verbose: bool = False) -> dict[str, Any]:
+               verbose: bool = False, survivors_of: str | None = None, out_path: Path | None = None) -> dict[str, Any]:
     source, mutants = make_mutants(target)
     if only:
         mutants = [m for m in mutants if only in m.id]
+    previous: dict[str, dict[str, Any]] = {}
+    if survivors_of:  # keep the kills of an earlier report on the same module source; re-run the rest
+        old = json.loads(Path(survivors_of).read_text())
+        if old.get("module_sha") != _sha(source):
+            raise SystemExit(f"{survivors_of} was made from another version of {target.path}; run without it")
+        previous = {r["id"]: r for r in old["results"] if r["status"] in ("killed", "timeout")}
     print(f"{target.name}: {len(mutants)} mutants; {len(items)} tests from "
           f"{' '.join(Path(a).name for a in _test_args(target))}", flush=True)
     unmutated = compile(source, str(ROOT / target.path), "exec")
@@ -516,15 +547,19 @@ def run_target(target: Target, items: list[Any], only: str | None, timeout_facto
     timeout = timeout_factor * clean["seconds"] + 20
     print(f"  tests pass unmutated in {clean['seconds']:.1f} s; per-mutant timeout {timeout:.0f} s", flush=True)
     for i, m in enumerate(mutants, 1):
-        if not covered.intersection(range(m.lines[0], m.lines[1] + 1)):
+        if m.id in previous:
+            p = previous[m.id]
+            m.status, m.killed_by, m.seconds = p["status"], p["killed_by"], p["seconds"]
+            m.carried_over = True
+        elif not covered.intersection(range(m.lines[0], m.lines[1] + 1)):
             m.status = "not_covered"
         else:
             try:
                 code = mutated_code(target, source, m)
             except (SyntaxError, ValueError, TypeError) as exc:  # a mutant that does not compile
-                m.status, m.killed_by = "killed", f"does not compile: {exc}"
-                continue
-            res = run_one(items, target, code, timeout)
+                code, res = None, {"failed": f"does not compile: {exc}", "seconds": 0.0}
+            if code is not None:
+                res = run_one(items, target, code, timeout)
             m.seconds = round(res["seconds"], 2)
             if res.get("timeout"):
                 m.status, m.killed_by = "timeout", "per-mutant timeout"
@@ -541,16 +576,32 @@ def run_target(target: Target, items: list[Any], only: str | None, timeout_facto
             print(mark, end="\n" if i % 60 == 0 else "", flush=True)
         if m.status in ("survived", "not_covered") and not m.equivalent:
             print(f"\n  {m.status}: {m.id}  (line {m.line})", flush=True)
+        if out_path and (i % 10 == 0 or i == len(mutants)):  # a partial report survives an interrupted run
+            out_path.write_text(json.dumps(_report(target, source, mutants, survivors_of, clean["seconds"], only),
+                                           indent=1) + "\n")
     print(flush=True)
-    killed = sum(m.status in ("killed", "timeout") for m in mutants)
-    equivalent = sum(m.equivalent is not None for m in mutants)
-    non_eq = len(mutants) - equivalent
+    report = _report(target, source, mutants, survivors_of, clean["seconds"], only)
+    summary = report["summary"]
+    print(f"  {target.name}: {summary['killed']} killed of {summary['mutants'] - summary['equivalent']} "
+          f"non-equivalent ({summary['mutants']} mutants, {summary['equivalent']} equivalent): "
+          f"score {summary['score']:.1%}", flush=True)
+    return report
+
+
+def _report(target: Target, source: str, mutants: list[Mutant], survivors_of: str | None, clean_seconds: float,
+            only: str | None) -> dict[str, Any]:
+    done = [m for m in mutants if m.status != "pending"]
+    killed = sum(m.status in ("killed", "timeout") for m in done)
+    equivalent = sum(m.equivalent is not None for m in done)
+    non_eq = len(done) - equivalent
     score = killed / non_eq if non_eq else 1.0
-    used = {_equivalence_rule(m) for m in mutants if m.equivalent}
-    stale = [r.id for r in EQUIVALENT if r.id.startswith(target.name) and r not in used] if not only else []
-    report = {
+    used = {_equivalence_rule(m) for m in done if m.equivalent}
+    stale = [r.id for r in EQUIVALENT if r.id.startswith(target.name) and r not in used]
+    return {
         "target": target.name,
         "module": target.path,
+        "module_sha": _sha(source),
+        "survivors_of": survivors_of and Path(survivors_of).name,
         "functions": list(target.functions) if target.functions else "all",
         "tests": [str(Path(a).relative_to(ROOT)) if a.startswith(str(ROOT)) else a for a in _test_args(target)],
         "machine": _machine(),
@@ -558,21 +609,20 @@ def run_target(target: Target, items: list[Any], only: str | None, timeout_facto
         "dirty": bool(_git("status", "--porcelain", "--", "maxpo", "tests", "benchmarks/mutation_test.py")),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "unmutated_test_seconds": round(clean["seconds"], 1),
+        "complete": len(done) == len(mutants) and not only,
+        "unmutated_test_seconds": round(clean_seconds, 1),
         "summary": {
-            "mutants": len(mutants), "killed": killed, "equivalent": equivalent,
-            "survived_not_equivalent": non_eq - killed, "score": round(score, 4),
+            "mutants": len(done), "not_run_yet": len(mutants) - len(done), "killed": killed,
+            "equivalent": equivalent, "survived_not_equivalent": non_eq - killed, "score": round(score, 4),
             "score_definition": "killed (test failure or timeout) / (mutants - argued equivalent)",
         },
-        "stale_equivalence_entries": stale,
+        "stale_equivalence_entries": stale if len(done) == len(mutants) and not only else [],
         "results": [asdict(m) for m in mutants],
     }
-    print(f"  {target.name}: {killed} killed of {non_eq} non-equivalent ({len(mutants)} mutants, "
-          f"{equivalent} equivalent): score {score:.1%}", flush=True)
-    return report
 
 
-def run_in_pytest(target: Target, only: str | None, timeout_factor: float, verbose: bool) -> dict[str, Any]:
+def run_in_pytest(target: Target, only: str | None, timeout_factor: float, verbose: bool,
+                  survivors_of: str | None = None, out_path: Path | None = None) -> dict[str, Any]:
     """Collect ``target``'s tests with pytest in this process and run every mutant against them."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import pytest
@@ -583,7 +633,7 @@ def run_in_pytest(target: Target, only: str | None, timeout_factor: float, verbo
     # the same examples every time, and no example database carried between mutants
     settings.register_profile("mutation", database=None, derandomize=True, deadline=None)
     settings.load_profile("mutation")
-    plugin = _Plugin(target, only, timeout_factor, verbose)
+    plugin = _Plugin(target, only, timeout_factor, verbose, survivors_of, out_path)
     rc = pytest.main(["-q", "-s", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning",
                       "-m", "not gpu and not book", *_test_args(target)],
                      plugins=[plugin])
@@ -601,6 +651,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-factor", type=float, default=3.0,
                         help="per-mutant timeout = factor x the unmutated test time + 20 s")
     parser.add_argument("--out", default=str(RESULTS), help="folder for the JSON reports")
+    parser.add_argument("--survivors-of", metavar="FOLDER",
+                        help="re-run only what survived in FOLDER/<target>.json (same module source), keep its kills")
     args = parser.parse_args(argv)
     unknown = [t for t in args.targets if t not in TARGETS]
     if unknown:
@@ -616,12 +668,14 @@ def main(argv: list[str] | None = None) -> int:
         codes = [subprocess.run([sys.executable, __file__, name, *rest]).returncode for name in args.targets]
         return max(codes)
     name = args.targets[0]
-    report = run_in_pytest(TARGETS[name], args.only, args.timeout_factor, args.verbose)
+    previous = str(Path(args.survivors_of) / f"{name}.json") if args.survivors_of else None
+    out_path = None
     if not args.only:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
-        print(f"  report: {out / (name + '.json')}", flush=True)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        out_path = Path(args.out) / f"{name}.json"
+    run_in_pytest(TARGETS[name], args.only, args.timeout_factor, args.verbose, previous, out_path)
+    if out_path:
+        print(f"  report: {out_path}", flush=True)
     return 0
 
 
