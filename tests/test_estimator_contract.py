@@ -105,6 +105,16 @@ def test_estimates_refuse_k_above_b_with_the_reason() -> None:
 
 
 # --------------------------------------------------------------------------- dtypes, bit for bit
+def test_other_floating_dtypes_are_refused_by_name() -> None:
+    x = torch.tensor([[0.5, 1.0, 0.25]]).to(torch.float8_e4m3fn)  # no sort or sum for it on CPU
+    for call in (lambda: maxpo.advantages(x, 1), lambda: maxpo.advantages(x, 1, "grpo"), lambda: maxpo.maxk_estimate(x, 1)):
+        with pytest.raises(TypeError) as err:
+            call()
+        assert str(err.value) == ("rewards have dtype torch.float8_e4m3fn; use float16, bfloat16, float32 or float64 "
+                                  "(or integers, bool)")
+
+
+
 def _dtype_batch(method: str, g: torch.Generator) -> torch.Tensor:
     if ACCEPTS[method].binary_only:
         return (torch.rand(40, 12, generator=g, dtype=torch.float64) < 0.4).double()
