@@ -143,6 +143,10 @@ EQUIVALENT: list[Equivalence] = [
     Equivalence(r"estimators::_chen_passk::(unwrap_call|constant::0 -> -1#1)",
                 "rho (1 - rho) < 0 only by rounding; then sigma is NaN and the where() gives 0, as the clamp does",
                 context=r"clamp_min\(0\)|^\(rho \* \(1 - rho\)\)\.clamp_min\(0\)$"),
+    Equivalence(r"validate::as_reward_tensor::boolop::t\.dtype not in _FLOAT_DTYPES and \(t\.dtype == torch\.bool or "
+                r"not t\.dtype\.is_floating_point\) -> .*#1$",
+                "other floating dtypes are refused just above, so every dtype reaching this test is one of the four "
+                "floats (both parts false) or an integer or bool dtype (both parts true)"),
     Equivalence(r"validate::as_reward_tensor::unwrap_call::rewards\.detach\(\) -> rewards#1$",
                 "every estimator computes under torch.no_grad() from the tensor it is given, so the result carries "
                 "no graph whether or not the input was detached first"),
