@@ -147,6 +147,8 @@ EQUIVALENT: list[Equivalence] = [
                 r"not t\.dtype\.is_floating_point\) -> .*#1$",
                 "other floating dtypes are refused just above, so every dtype reaching this test is one of the four "
                 "floats (both parts false) or an integer or bool dtype (both parts true)"),
+    Equivalence(r"validate::as_reward_tensor::compare::t\.dtype == torch\.bool -> t\.dtype != torch\.bool#1$",
+                "bool is not a floating dtype, so 'not t.dtype.is_floating_point' alone already sends it to this branch"),
     Equivalence(r"validate::as_reward_tensor::unwrap_call::rewards\.detach\(\) -> rewards#1$",
                 "every estimator computes under torch.no_grad() from the tensor it is given, so the result carries "
                 "no graph whether or not the input was detached first"),
@@ -646,6 +648,26 @@ def run_in_pytest(target: Target, only: str | None, timeout_factor: float, verbo
     return plugin.report
 
 
+def rescore(path: Path) -> dict[str, Any]:
+    """Apply the current :data:`EQUIVALENT` arguments to a report's survivors and recompute its summary."""
+    old = json.loads(path.read_text())
+    target = TARGETS[old["target"]]
+    source = (ROOT / target.path).read_text()
+    if old.get("module_sha") != _sha(source):
+        raise SystemExit(f"{path} was made from another version of {target.path}; run the mutants again")
+    names = set(Mutant.__dataclass_fields__)
+    mutants = [Mutant(**{k: (tuple(v) if k == "lines" else v) for k, v in r.items() if k in names})
+               for r in old["results"]]
+    for m in mutants:
+        m.equivalent = _equivalence(m) if m.status in ("survived", "not_covered") else None
+    new = _report(target, source, mutants, old.get("survivors_of"), old["unmutated_test_seconds"], None)
+    for key in ("machine", "commit", "dirty", "command", "date", "tests"):  # the run's own provenance
+        new[key] = old[key]
+    new["rescored"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    path.write_text(json.dumps(new, indent=1) + "\n")
+    return new
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("targets", nargs="*", default=list(TARGETS), help=f"any of {', '.join(TARGETS)}")
@@ -655,12 +677,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-factor", type=float, default=3.0,
                         help="per-mutant timeout = factor x the unmutated test time + 20 s")
     parser.add_argument("--out", default=str(RESULTS), help="folder for the JSON reports")
+    parser.add_argument("--rescore", action="store_true",
+                        help="only re-apply the equivalence arguments to the reports in --out (no mutant is run)")
     parser.add_argument("--survivors-of", metavar="FOLDER",
                         help="re-run only what survived in FOLDER/<target>.json (same module source), keep its kills")
     args = parser.parse_args(argv)
     unknown = [t for t in args.targets if t not in TARGETS]
     if unknown:
         parser.error(f"unknown target(s) {unknown}; choose from {', '.join(TARGETS)}")
+    if args.rescore:
+        for name in args.targets:
+            path = Path(args.out) / f"{name}.json"
+            if path.is_file():
+                summary = rescore(path)["summary"]
+                print(f"{name}: score {summary['score']:.1%} ({summary['killed']} killed, {summary['equivalent']} "
+                      f"equivalent, {summary['survived_not_equivalent']} survivors without an argument)")
+        return 0
     if args.list:
         for name in args.targets:
             for m in make_mutants(TARGETS[name])[1]:
