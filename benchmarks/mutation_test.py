@@ -149,6 +149,11 @@ EQUIVALENT: list[Equivalence] = [
                 "floats (both parts false) or an integer or bool dtype (both parts true)"),
     Equivalence(r"validate::as_reward_tensor::compare::t\.dtype == torch\.bool -> t\.dtype != torch\.bool#1$",
                 "bool is not a floating dtype, so 'not t.dtype.is_floating_point' alone already sends it to this branch"),
+    Equivalence(r"validate::as_mask::unwrap_call::mask\.detach\(\) -> mask#1$",
+                "a mask that passes the check below is bool, and a bool tensor cannot require grad"),
+    Equivalence(r"validate::as_mask::unwrap_call::m\.to\(device\) -> m#1$",
+                "differs only for a mask on another device than the rewards: not killable on this CPU-only machine "
+                "(tests/test_estimator_contract.py::test_cuda_rewards_with_a_cpu_mask kills it where CUDA exists)"),
     Equivalence(r"validate::as_reward_tensor::unwrap_call::rewards\.detach\(\) -> rewards#1$",
                 "every estimator computes under torch.no_grad() from the tensor it is given, so the result carries "
                 "no graph whether or not the input was detached first"),

@@ -95,6 +95,27 @@ def test_refusal_in_a_masked_batch_names_the_group(method: str) -> None:
     assert ok.shape == (2, width) and torch.all(ok[~mask[:2]] == 0)
 
 
+def test_mask_as_a_list_or_numpy_array_works_like_a_tensor() -> None:
+    r = torch.tensor([[0.2, 0.9, 0.4, 7.0], [0.1, 0.3, 0.8, 0.6]], dtype=torch.float64)
+    m = [[True, True, True, False], [True, True, True, True]]
+    want = maxpo.advantages(r, 2, mask=torch.tensor(m))
+    assert want[0, 3] == 0
+    assert torch.equal(maxpo.advantages(r, 2, mask=m), want)
+    assert torch.equal(maxpo.advantages(r, 2, mask=np.array(m)), want)
+    with pytest.raises(ValueError) as err:
+        maxpo.advantages(r, 2, mask=[[1, 1, 1, 0], [1, 1, 1, 1]])
+    assert str(err.value) == "mask must be a boolean tensor (True = real sample), got dtype torch.int64"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_rewards_with_a_cpu_mask() -> None:
+    r = torch.tensor([[0.2, 0.9, 0.4, 7.0]], dtype=torch.float64)
+    m = torch.tensor([[True, True, True, False]])
+    got = maxpo.advantages(r.cuda(), 2, mask=m)
+    assert got.device.type == "cuda" and torch.equal(got.cpu(), maxpo.advantages(r, 2, mask=m))
+
+
 def test_estimates_refuse_k_above_b_with_the_reason() -> None:
     for fn, name in [(maxpo.maxk_estimate, "maxk_estimate"), (maxpo.passk_estimate, "passk_estimate")]:
         with pytest.raises(ValueError) as err:
