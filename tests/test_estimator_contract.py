@@ -95,6 +95,21 @@ def test_refusal_in_a_masked_batch_names_the_group(method: str) -> None:
     assert ok.shape == (2, width) and torch.all(ok[~mask[:2]] == 0)
 
 
+def test_k_may_be_a_numpy_or_zero_dim_integer_tensor_and_nothing_else() -> None:
+    r = torch.tensor([0.2, 0.9, 0.4, 0.7], dtype=torch.float64)
+    want = maxpo.advantages(r, 2)
+    assert torch.equal(maxpo.advantages(r, torch.tensor(2)), want)
+    assert torch.equal(maxpo.advantages(r, np.int64(2)), want)
+    for bad, shown in [(torch.tensor([2]), "tensor([2]) of type Tensor"), (torch.tensor(2.0), "tensor(2.) of type Tensor"),
+                       (torch.tensor(True), "tensor(True) of type Tensor"), (2.0, "2.0 of type float")]:
+        with pytest.raises(TypeError) as err:
+            maxpo.advantages(r, bad)
+        assert str(err.value) == f"k must be an integer, got {shown}"
+    with pytest.raises(ValueError) as err:
+        maxpo.advantages(r, torch.tensor(0))
+    assert str(err.value) == "k must be >= 1, got k = 0"
+
+
 def test_mask_as_a_list_or_numpy_array_works_like_a_tensor() -> None:
     r = torch.tensor([[0.2, 0.9, 0.4, 7.0], [0.1, 0.3, 0.8, 0.6]], dtype=torch.float64)
     m = [[True, True, True, False], [True, True, True, True]]
