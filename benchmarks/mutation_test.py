@@ -154,6 +154,12 @@ EQUIVALENT: list[Equivalence] = [
     Equivalence(r"validate::as_mask::unwrap_call::m\.to\(device\) -> m#1$",
                 "differs only for a mask on another device than the rewards: not killable on this CPU-only machine "
                 "(tests/test_estimator_contract.py::test_cuda_rewards_with_a_cpu_mask kills it where CUDA exists)"),
+    Equivalence(r"validate::check_k::drop_statement::k = int\(k\) -> pass#2$",
+                "k is then a numbers.Integral (e.g. numpy.int64), which behaves as the int in every later use "
+                "(arithmetic, the lru_cache key, the messages)"),
+    Equivalence(r"validate::check_finite::compare::flat_mask is None -> flat_mask is not None#1$",
+                "the one-reduction fast path is a shortcut: whenever it returns, no entry at all is non-finite, "
+                "so the full masked check would pass too"),
     Equivalence(r"validate::as_reward_tensor::unwrap_call::rewards\.detach\(\) -> rewards#1$",
                 "every estimator computes under torch.no_grad() from the tensor it is given, so the result carries "
                 "no graph whether or not the input was detached first"),

@@ -110,6 +110,21 @@ def test_k_may_be_a_numpy_or_zero_dim_integer_tensor_and_nothing_else() -> None:
     assert str(err.value) == "k must be >= 1, got k = 0"
 
 
+def test_the_first_bad_value_is_named_and_masked_padding_is_not_checked() -> None:
+    r = torch.tensor([[0.1, 0.2, 0.3], [0.1, float("nan"), 0.3], [float("inf"), 0.2, 0.3]], dtype=torch.float64)
+    with pytest.raises(ValueError) as err:
+        maxpo.advantages(r, 1)
+    assert str(err.value) == "rewards contain a non-finite value (nan) in group 1 at position 1"
+    c = torch.tensor([[1.0, 0.0, 0.5], [0.0, 1.0, 1.0], [0.0, 0.25, 1.0]])
+    with pytest.raises(ValueError) as err:
+        maxpo.advantages(c, 1, "chen_passk")
+    assert str(err.value) == "chen_passk needs binary rewards (0 or 1), got 0.5 in group 0 at position 2"
+    pad = torch.tensor([[True, True, False], [True, True, True], [True, False, True]])
+    got = maxpo.advantages(c, 1, "chen_passk", mask=pad)  # the 0.5 and 0.25 are padding
+    assert got[0, 2] == 0 and got[2, 1] == 0 and torch.isfinite(got).all()
+    assert torch.equal(maxpo.passk_estimate(c, 1, mask=pad), torch.tensor([0.5, 2 / 3, 0.5]))
+
+
 def test_mask_as_a_list_or_numpy_array_works_like_a_tensor() -> None:
     r = torch.tensor([[0.2, 0.9, 0.4, 7.0], [0.1, 0.3, 0.8, 0.6]], dtype=torch.float64)
     m = [[True, True, True, False], [True, True, True, True]]
