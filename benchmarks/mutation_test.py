@@ -154,6 +154,8 @@ EQUIVALENT: list[Equivalence] = [
     Equivalence(r"validate::as_mask::unwrap_call::m\.to\(device\) -> m#1$",
                 "differs only for a mask on another device than the rewards: not killable on this CPU-only machine "
                 "(tests/test_estimator_contract.py::test_cuda_rewards_with_a_cpu_mask kills it where CUDA exists)"),
+    Equivalence(r"validate::check_k::drop_statement::k = int\(k\) -> pass#1$",
+                "the unconditional k = int(k) two lines below converts the 0-d tensor anyway"),
     Equivalence(r"validate::check_k::drop_statement::k = int\(k\) -> pass#2$",
                 "k is then a numbers.Integral (e.g. numpy.int64), which behaves as the int in every later use "
                 "(arithmetic, the lru_cache key, the messages)"),

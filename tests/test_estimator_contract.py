@@ -125,6 +125,18 @@ def test_the_first_bad_value_is_named_and_masked_padding_is_not_checked() -> Non
     assert torch.equal(maxpo.passk_estimate(c, 1, mask=pad), torch.tensor([0.5, 2 / 3, 0.5]))
 
 
+def test_unusable_arrays_are_refused_by_name() -> None:
+    with pytest.raises(TypeError) as err:
+        maxpo.advantages(np.array([1 + 1j, 2.0]), 1)
+    assert str(err.value) == "rewards must be real, got complex dtype complex128"
+    with pytest.raises(TypeError) as err:
+        maxpo.advantages(torch.tensor([1, 2, 3], dtype=torch.uint16), 1)
+    assert str(err.value) == "rewards must be numeric, got dtype torch.uint16"
+    with pytest.raises(ValueError) as err:
+        maxpo.advantages([[0.1, 0.2], [0.3, 0.4]], 1, mask=[[True, False], [True]])
+    assert str(err.value).startswith("mask could not be read as an array: ")
+
+
 def test_mask_as_a_list_or_numpy_array_works_like_a_tensor() -> None:
     r = torch.tensor([[0.2, 0.9, 0.4, 7.0], [0.1, 0.3, 0.8, 0.6]], dtype=torch.float64)
     m = [[True, True, True, False], [True, True, True, True]]
