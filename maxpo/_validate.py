@@ -47,6 +47,8 @@ def as_reward_tensor(rewards: Any, name: str = "rewards") -> tuple[torch.Tensor,
         t = torch.as_tensor(arr)
     if t.is_complex():
         raise TypeError(f"{name} must be real, got complex dtype {t.dtype}")
+    if t.dtype.is_floating_point and t.dtype not in _FLOAT_DTYPES:  # float8 and the like: no sort or sum on CPU
+        raise TypeError(f"{name} have dtype {t.dtype}; use float16, bfloat16, float32 or float64 (or integers, bool)")
     if t.dtype not in _FLOAT_DTYPES and (t.dtype == torch.bool or not t.dtype.is_floating_point):
         if t.dtype not in (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64):
             raise TypeError(f"{name} must be numeric, got dtype {t.dtype}")

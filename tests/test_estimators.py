@@ -14,14 +14,15 @@ from hypothesis import strategies as st
 import maxpo
 from maxpo import reference as ref
 
+from expectations import ACCEPTS, accepted, exact_maxpo_closed_form
+
 MAXK_METHODS = ["maxpo", "maxpo_pairwise", "canonical", "pkpo_s", "pkpo_loo", "pkpo_loo1"]
 ALL = list(maxpo.METHODS)
 
 
 def applies(method: str, b: int, k: int, binary: bool) -> bool:
-    if maxpo.METHODS[method].binary_only and not binary:
-        return False
-    return maxpo.METHODS[method].check(b, k) is None
+    """Whether the method must accept (B, k): from the hand-written table, not from the code."""
+    return accepted(method, b, k, binary)
 
 
 def as_float(values) -> list[float]:
@@ -70,8 +71,13 @@ def test_every_method_matches_oracle(rewards, k, method):
     b = len(rewards)
     binary = all(v in (0, 1) for v in rewards)
     if not applies(method, b, k, binary):
-        with pytest.raises(ValueError, match=method if method in ("tang_loo",) else "k|B|binary"):
+        with pytest.raises(ValueError) as err:
             maxpo.advantages(torch.tensor(as_float(rewards), dtype=torch.float64), k, method)
+        if ACCEPTS[method].binary_only and not binary:
+            assert str(err.value).startswith(f"{method} needs binary rewards (0 or 1), got "), str(err.value)
+        else:
+            assert str(err.value).startswith(f"method '{method}' {ACCEPTS[method].refusal}"), str(err.value)
+            assert str(err.value).endswith(f"every group has B = {b} real samples and k = {k}"), str(err.value)
         return
     want = ref.advantages(rewards, k, method)
     got = maxpo.advantages(torch.tensor(as_float(rewards), dtype=torch.float64), k, method)
@@ -214,16 +220,37 @@ def test_mean_reward_baselines_are_unbiased_for_the_mean():
         assert ref.expected_gradient(probs, batches, rows) == [scale * g for g in grad1], method
 
 
-def test_grpo_and_chen_are_biased():
+def _torch_rows(batches, k, method):
+    return maxpo.advantages(torch.tensor([as_float(x[2]) for x in batches], dtype=torch.float64), k, method).tolist()
+
+
+def test_grpo_is_biased_for_the_mean_reward():
+    # three actions: GRPO's expected update is not even parallel to grad J_1 (no scale makes it unbiased)
+    probs, rewards = POLICIES[0]
+    b = 3
+    batches = ref.enumerate_batches(probs, rewards, b)
+    g1 = ref.maxk_objective_gradient(probs, rewards, 1)
+    exact = ref.expected_gradient(probs, batches, [ref.advantages(x[2], 1, "grpo") for x in batches])
+    got = ref.expected_gradient(probs, batches, _torch_rows(batches, 1, "grpo"))
+    np.testing.assert_allclose(as_float(got), as_float(exact), rtol=0, atol=1e-12)
+    ratios = [float(g) / float(t) for g, t in zip(got, g1)]
+    assert max(ratios) / min(ratios) > 1.5, ratios  # 5.04, 6.93, 4.10: three different scales
+    # Dr. GRPO, the same without the std, is parallel with scale B - 1 (the check is able to see it)
+    dr = ref.expected_gradient(probs, batches, _torch_rows(batches, 1, "dr_grpo"))
+    np.testing.assert_allclose(as_float(dr), [float((b - 1) * t) for t in g1], rtol=0, atol=1e-12)
+
+
+def test_chen_is_biased_for_pass_at_k():
     probs, rewards = [F(1, 4), F(3, 4)], [F(0), F(1)]
     b, k = 4, 2
     batches = ref.enumerate_batches(probs, rewards, b)
     gk = ref.maxk_objective_gradient(probs, rewards, k)
-    rows = [ref.advantages(x[2], k, "chen_passk") for x in batches]
-    got = ref.expected_gradient(probs, batches, rows)
-    ratios = {round(float(g) / float(t), 9) for g, t in zip(got, gk)}
-    # the same direction for two actions, but not the unbiased scale 1
-    assert ratios != {1.0}
+    exact = ref.expected_gradient(probs, batches, [ref.advantages(x[2], k, "chen_passk") for x in batches])
+    got = ref.expected_gradient(probs, batches, _torch_rows(batches, k, "chen_passk"))
+    np.testing.assert_allclose(as_float(got), as_float(exact), rtol=0, atol=1e-12)
+    ratios = [float(g) / float(t) for g, t in zip(got, gk)]
+    # two actions: the same direction, but a scale that is not the unbiased 1
+    assert ratios[0] == pytest.approx(ratios[1], rel=1e-12) and abs(ratios[0] - 1) > 0.05, ratios
 
 
 # --------------------------------------------------------------------------- centering and signs
@@ -305,28 +332,6 @@ def test_float32_matches_float64():
 
 
 # --------------------------------------------------------------------------- large B, exactly
-def exact_maxpo_closed_form(rewards: list[F], k: int) -> list[F]:
-    """Independent exact O(B) evaluation of the closed form with math.comb and Fractions."""
-    b = len(rewards)
-    order = sorted(range(b), key=lambda i: rewards[i])
-    xs = [rewards[i] for i in order]
-    norm = math.comb(b - 1, k - 1)
-    tail = [F(0)] * (b + 1)  # tail[p] = sum_{m >= p} C(m-2, k-2) x_m (1-based m)
-    for m in range(b, 0, -1):
-        c = math.comb(m - 2, k - 2) if (k >= 2 and m >= 2) else 0
-        tail[m - 1] = tail[m] + c * xs[m - 1]
-    q = [(math.comb(i - 1, k - 1) * xs[i - 1] + tail[i]) / norm for i in range(1, b + 1)]
-    # ties: the value is a symmetric function, take it at the end of each run
-    for i in range(b - 2, -1, -1):
-        if xs[i] == xs[i + 1]:
-            q[i] = q[i + 1]
-    mean_q = sum(q, F(0)) / b
-    out = [F(0)] * b
-    for pos, i in enumerate(order):
-        out[i] = F(k, b - k) * (q[pos] - mean_q)
-    return out
-
-
 def test_closed_form_oracle_agrees_with_brute_force():
     rng = random.Random(8)
     for _ in range(20):

@@ -236,7 +236,16 @@ def test_std_normalised_binary_maxpo_is_grpo_where_nonzero():
     nonzero = a.abs().sum(-1) > 0
     normed = apply_transform(a, "group_std")[nonzero]
     grpo = maxpo.advantages(r, 4, "grpo")[nonzero]
-    torch.testing.assert_close(normed, grpo, rtol=0, atol=1e-2)  # only the eps (1e-4 vs 1e-6) differs
+    # binary rewards: maxpo is alpha (r - mean) per group (alpha = A(correct) - A(wrong)), so TRL's
+    # std normalisation (eps 1e-4) gives (r - mean) / (std + 1e-4 / alpha) and GRPO (r - mean) / (std + 1e-6):
+    # the two differ only in the epsilon, which is checked to rounding accuracy on both sides
+    rn = r[nonzero]
+    centered = rn - rn.mean(-1, keepdim=True)
+    std = rn.std(-1, keepdim=True, correction=1)
+    alpha = a[nonzero].max(-1, keepdim=True).values - a[nonzero].min(-1, keepdim=True).values
+    torch.testing.assert_close(normed, centered / (std + 1e-4 / alpha), rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(grpo, centered / (std + 1e-6), rtol=1e-12, atol=1e-15)
+    assert bool((normed != grpo).any())
 
 
 def test_sequence_weights():
