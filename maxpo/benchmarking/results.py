@@ -28,7 +28,7 @@ from typing import Any
 __all__ = ["BenchmarkRun", "DEFAULT_RESULTS_DIR", "REQUIRED_ROW_FIELDS", "load_results", "ratio_traces"]
 
 #: Where ``benchmarks/bench_advantages.py`` writes its results, in a source checkout.
-DEFAULT_RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+DEFAULT_RESULTS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 #: Fields every result row must have.
 REQUIRED_ROW_FIELDS = ("groups", "B", "K", "maxpo_s", "sort_s")
