@@ -51,6 +51,14 @@ Y......
 ....Y..
 .....Y.
 """
+_K_EQ_B_GE_2 = """
+.......
+.Y.....
+..Y....
+...Y...
+....Y..
+.....Y.
+"""
 _B_GE_2 = """
 .......
 YYYYYYY
@@ -76,6 +84,12 @@ class Acceptance:
     grid: str
     refusal: str  # the reason, exactly as it must appear after "method '<name>' "
     binary_only: bool = False
+    #: the reason when B = 1 is refused for a K the grid's rule would otherwise accept ("" = same as refusal)
+    single_sample_refusal: str = ""
+
+    def refusal_for(self, b: int, k: int) -> str:
+        """The refusal phrase at (B, K): a size-one group may be refused for its own reason."""
+        return self.single_sample_refusal if (b == 1 and k == 1 and self.single_sample_refusal) else self.refusal
 
     def accepts(self, b: int, k: int) -> bool:
         rows = self.grid.strip().splitlines()
@@ -95,6 +109,10 @@ ACCEPTS: dict[str, Acceptance] = {
     "pkpo_loo1": Acceptance(_TWO_LE_K_LE_B, "needs 2 <= k <= B samples per group (its baseline is a max@(k-1)"),
     "chen_passk": Acceptance(_K_LE_B, "needs k <= B samples per group", binary_only=True),
     "tang_loo": Acceptance(_K_EQ_B, "is defined only for k == B (the group is the K-sample set itself)"),
+    "grpo_passk": Acceptance(_K_EQ_B_GE_2, "is defined only for k == B (the group is the K-sample set itself)",
+                             single_sample_refusal="needs at least 2 samples per group (verl refuses fewer"),
+    "maxrl": Acceptance(_K_LE_B_MINUS_1, "needs 1 <= k <= B - 1 in every group: k is the truncation level T "
+                        "of the objective sum_{K<=T} (1/K) pass@K", binary_only=True),
     "grpo": Acceptance(_B_GE_2, "needs at least 2 samples per group (std of one sample)"),
     "dr_grpo": Acceptance(_ANY, ""),
     "rloo": Acceptance(_B_GE_2, "needs at least 2 samples per group (leave-one-out mean)"),
@@ -120,6 +138,10 @@ GUARANTEES: dict[str, Guarantees] = {
     "pkpo_loo1": Guarantees(unbiased=True, centered=False, binary_only=False),
     "chen_passk": Guarantees(unbiased=False, centered=True, binary_only=True),
     "tang_loo": Guarantees(unbiased=True, centered=False, binary_only=False),
+    # Tang et al. divided by the group's std (verl's default): a data-dependent scale, not unbiased
+    "grpo_passk": Guarantees(unbiased=False, centered=False, binary_only=False),
+    # MaxRL = sum_{K<=T} (1/K) A^MaxPO_K: unbiased for the harmonic pass@K objective, centred
+    "maxrl": Guarantees(unbiased=True, centered=True, binary_only=True),
     "grpo": Guarantees(unbiased=False, centered=True, binary_only=False),
     "dr_grpo": Guarantees(unbiased=True, centered=True, binary_only=False),
     "rloo": Guarantees(unbiased=True, centered=True, binary_only=False),
@@ -139,7 +161,7 @@ def accepted(method: str, b: int, k: int, binary: bool) -> bool:
     # beyond the typed grid: the same rules, spelled out once more by method family
     rule = {
         _K_LE_B_MINUS_1: k <= b - 1, _K_LE_B: k <= b, _TWO_LE_K_LE_B: 2 <= k <= b,
-        _K_EQ_B: k == b, _B_GE_2: b >= 2, _ANY: True,
+        _K_EQ_B: k == b, _K_EQ_B_GE_2: k == b >= 2, _B_GE_2: b >= 2, _ANY: True,
     }
     return rule[row.grid]
 

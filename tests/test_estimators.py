@@ -76,7 +76,7 @@ def test_every_method_matches_oracle(rewards, k, method):
         if ACCEPTS[method].binary_only and not binary:
             assert str(err.value).startswith(f"{method} needs binary rewards (0 or 1), got "), str(err.value)
         else:
-            assert str(err.value).startswith(f"method '{method}' {ACCEPTS[method].refusal}"), str(err.value)
+            assert str(err.value).startswith(f"method '{method}' {ACCEPTS[method].refusal_for(b, k)}"), str(err.value)
             assert str(err.value).endswith(f"every group has B = {b} real samples and k = {k}"), str(err.value)
         return
     want = ref.advantages(rewards, k, method)
