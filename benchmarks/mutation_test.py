@@ -51,14 +51,14 @@ import platform
 import re
 import signal
 import subprocess
-import threading
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "mutation"
@@ -115,7 +115,8 @@ EQUIVALENT: list[Equivalence] = [
                 context=r"(\.shape\[-1\]$)|((mean|std|sum|cumsum|gather|scatter_|squeeze|sort)\((\w+, )?-1[,)])|"
                         r"(^dim=-1$)|(^torch\.cumsum\(.*, -1\)$)"),
     Equivalence(r"estimators::_prepare::unary_drop::-1 -> 1#\d+$",
-                "flat_mask is 2-D (groups, B): axis -1 and axis 1 are the same axis", context=r"^flat_mask\.sum\(-1\)$"),
+                "flat_mask is 2-D (groups, B): axis -1 and axis 1 are the same axis",
+                context=r"^flat_mask\.sum\(-1\)$"),
     Equivalence(r"estimators::(RankWeights|MethodInfo)::constant::True -> False#1$",
                 "frozen=False only permits assigning to the dataclass's fields, which no code does",
                 context=r"^frozen=True$"),
@@ -125,7 +126,8 @@ EQUIVALENT: list[Equivalence] = [
     Equivalence(r"estimators::_prepare::(drop_statement::t = t\.to\(_WORK\) -> pass|unwrap_call::t\.to\(_WORK\) -> t|"
                 r"negate_if::if not t\.is_floating_point\(\)|unary_drop::not t\.is_floating_point\(\) -> )",
                 "every kernel converts to float64 itself, and any floating input gives the float64 result rounded "
-                "once (tested bit for bit), so converting integers here, floats too, or nothing, gives the same output"),
+                "once (tested bit for bit), so converting integers here, floats too, or nothing, gives the "
+                "same output"),
     Equivalence(r"estimators::_rank_weights::constant::256 -> 25[57]#1$",
                 "the lru_cache size decides only which weights are recomputed, never their values"),
     Equivalence(r"estimators::_rank_weights::constant::1 -> 0#\d+$",
@@ -148,7 +150,8 @@ EQUIVALENT: list[Equivalence] = [
                 "other floating dtypes are refused just above, so every dtype reaching this test is one of the four "
                 "floats (both parts false) or an integer or bool dtype (both parts true)"),
     Equivalence(r"validate::as_reward_tensor::compare::t\.dtype == torch\.bool -> t\.dtype != torch\.bool#1$",
-                "bool is not a floating dtype, so 'not t.dtype.is_floating_point' alone already sends it to this branch"),
+                "bool is not a floating dtype, so 'not t.dtype.is_floating_point' alone already sends it to "
+                "this branch"),
     Equivalence(r"validate::as_mask::unwrap_call::mask\.detach\(\) -> mask#1$",
                 "a mask that passes the check below is bool, and a bool tensor cannot require grad"),
     Equivalence(r"validate::as_mask::unwrap_call::m\.to\(device\) -> m#1$",
@@ -172,12 +175,12 @@ EQUIVALENT: list[Equivalence] = [
 ]
 
 
-def _equivalence_rule(m: "Mutant") -> Equivalence | None:
+def _equivalence_rule(m: Mutant) -> Equivalence | None:
     return next((r for r in EQUIVALENT if re.search(r.id, m.id) and (not r.context or re.search(r.context, m.context))),
                 None)
 
 
-def _equivalence(m: "Mutant") -> str | None:
+def _equivalence(m: Mutant) -> str | None:
     rule = _equivalence_rule(m)
     return rule.argument if rule else None
 

@@ -13,10 +13,11 @@ import inspect
 import re
 
 import pytest
-from conftest import BuiltBook, chapter_id, reference_docnames
 
 import maxpo
 import maxpo.reference
+
+from conftest import BuiltBook, chapter_id, reference_docnames
 
 pytestmark = pytest.mark.book
 

@@ -30,7 +30,8 @@ def test_benchmark_writes_results_with_provenance(tmp_path, monkeypatch):
 
 def test_committed_results_have_provenance():
     paths = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
-    assert (ROOT / "benchmarks" / "results" / "cpu_epyc_1thread.json") in paths  # the CPU run the computing chapter plots
+    # the CPU run the computing chapter plots
+    assert (ROOT / "benchmarks" / "results" / "cpu_epyc_1thread.json") in paths
     for path in paths:
         data = json.loads(path.read_text())
         for key in ("machine", "commit", "command", "date", "results"):

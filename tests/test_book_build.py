@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
 from conftest import BuiltBook, chapter_docnames, chapter_id
 
 pytestmark = pytest.mark.book

@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+
 from conftest import chapter_docnames, chapter_id
 
 pytestmark = pytest.mark.browser

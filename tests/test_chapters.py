@@ -10,6 +10,7 @@ from __future__ import annotations
 import jupytext
 import nbclient
 import pytest
+
 from conftest import REPO, chapter_docnames, chapter_id
 
 pytestmark = pytest.mark.book

@@ -50,7 +50,10 @@ def test_method_flags_table_covers_every_method() -> None:
 
 
 def _rewards(b: int, binary: bool) -> list[F]:
-    base = [F(1), F(0), F(1), F(0), F(0), F(1), F(0)] if binary else [F(1, 4), F(3, 2), F(-1, 2), F(3, 2), F(0), F(5, 4), F(2)]
+    if binary:
+        base = [F(1), F(0), F(1), F(0), F(0), F(1), F(0)]
+    else:
+        base = [F(1, 4), F(3, 2), F(-1, 2), F(3, 2), F(0), F(5, 4), F(2)]
     return base[:b]
 
 
@@ -100,7 +103,8 @@ def test_k_may_be_a_numpy_or_zero_dim_integer_tensor_and_nothing_else() -> None:
     want = maxpo.advantages(r, 2)
     assert torch.equal(maxpo.advantages(r, torch.tensor(2)), want)
     assert torch.equal(maxpo.advantages(r, np.int64(2)), want)
-    for bad, shown in [(torch.tensor([2]), "tensor([2]) of type Tensor"), (torch.tensor(2.0), "tensor(2.) of type Tensor"),
+    for bad, shown in [(torch.tensor([2]), "tensor([2]) of type Tensor"),
+                       (torch.tensor(2.0), "tensor(2.) of type Tensor"),
                        (torch.tensor(True), "tensor(True) of type Tensor"), (2.0, "2.0 of type float")]:
         with pytest.raises(TypeError) as err:
             maxpo.advantages(r, bad)
@@ -162,15 +166,17 @@ def test_estimates_refuse_k_above_b_with_the_reason() -> None:
     for fn, name in [(maxpo.maxk_estimate, "maxk_estimate"), (maxpo.passk_estimate, "passk_estimate")]:
         with pytest.raises(ValueError) as err:
             fn(torch.tensor([[1.0, 0.0, 1.0]]), 4)
-        assert str(err.value) == (f"method '{name}' needs k <= B samples per group (no unbiased max@k or pass@k "
-                                  "estimate exists from fewer than k samples); every group has B = 3 real samples and k = 4")
+        assert str(err.value) == (
+            f"method '{name}' needs k <= B samples per group (no unbiased max@k or pass@k "
+            "estimate exists from fewer than k samples); every group has B = 3 real samples and k = 4")
         assert fn(torch.tensor([[1.0, 0.0, 1.0]]), 3).item() == 1.0
 
 
 # --------------------------------------------------------------------------- dtypes, bit for bit
 def test_other_floating_dtypes_are_refused_by_name() -> None:
     x = torch.tensor([[0.5, 1.0, 0.25]]).to(torch.float8_e4m3fn)  # no sort or sum for it on CPU
-    for call in (lambda: maxpo.advantages(x, 1), lambda: maxpo.advantages(x, 1, "grpo"), lambda: maxpo.maxk_estimate(x, 1)):
+    for call in (lambda: maxpo.advantages(x, 1), lambda: maxpo.advantages(x, 1, "grpo"),
+                 lambda: maxpo.maxk_estimate(x, 1)):
         with pytest.raises(TypeError) as err:
             call()
         assert str(err.value) == ("rewards have dtype torch.float8_e4m3fn; use float16, bfloat16, float32 or float64 "

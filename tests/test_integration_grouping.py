@@ -12,7 +12,6 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
 
 import maxpo
 from maxpo import reference
@@ -25,6 +24,8 @@ from maxpo.integrations.pitfalls import (
     pass_rate_profile,
     sequence_weights,
 )
+
+from conftest import REPO
 
 
 def _shuffled_batch(seed: int = 0, sizes: tuple[int, ...] = (5, 8, 3, 6, 8), binary: bool = False):

@@ -23,11 +23,11 @@ import torch
 
 pytest.importorskip("trl")
 
-from conftest import REPO  # noqa: E402
-
 import maxpo  # noqa: E402
 from maxpo.integrations import demo  # noqa: E402
 from maxpo.integrations import trl as mtrl  # noqa: E402
+
+from conftest import REPO  # noqa: E402
 
 ATOL = 1e-6  # TRL keeps advantages in float32
 

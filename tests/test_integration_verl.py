@@ -19,7 +19,6 @@ import torch
 
 pytest.importorskip("verl")
 
-from conftest import REPO  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from verl import DataProto  # noqa: E402
 from verl.trainer.ppo import core_algos  # noqa: E402
@@ -28,6 +27,8 @@ import maxpo  # noqa: E402
 from maxpo.integrations import PER_SAMPLE_RULE  # noqa: E402
 from maxpo.integrations import verl as mverl  # noqa: E402
 from maxpo.integrations.grouping import method_size_problem  # noqa: E402
+
+from conftest import REPO  # noqa: E402
 
 SIZES = (5, 8, 3, 6, 8)  # groups of different sizes, as verl may pass them
 

@@ -39,6 +39,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+
 from conftest import REPO
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]

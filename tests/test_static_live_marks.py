@@ -16,6 +16,7 @@ import re
 import jupytext
 import nbformat
 import pytest
+
 from conftest import REPO, chapter_id, toc_docnames
 
 pytestmark = pytest.mark.book

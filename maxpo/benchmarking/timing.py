@@ -75,12 +75,8 @@ def time_methods(sizes: Sequence[tuple[int, int, int]], methods: Sequence[str], 
         for groups, b, k in sizes:
             x = torch.rand(groups, b, generator=gen)
             for name in methods:
-                if name == "sort":
-                    def fn(x: torch.Tensor = x) -> object:
-                        return torch.sort(x, dim=-1)
-                else:
-                    def fn(x: torch.Tensor = x, name: str = name, k: int = k) -> object:
-                        return maxpo.advantages(x, k, name)
+                def fn(x: torch.Tensor = x, name: str = name, k: int = k) -> object:
+                    return torch.sort(x, dim=-1) if name == "sort" else maxpo.advantages(x, k, name)
                 rows.append({"groups": groups, "B": b, "K": k, "method": name,
                              "seconds": time_call(fn, min_time=min_time)})
     return rows
