@@ -116,3 +116,35 @@ def book_server(built_book: BuiltBook) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+#: Debian's Chromium (never a browser that playwright downloads), headless, with the
+#: background-networking flags that keep it from calling out of this machine.
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One headless Chromium for the session (Playwright's sync API allows one driver per thread)."""
+    import shutil
+
+    if not CHROMIUM.exists() and shutil.which("chromium") is None:
+        pytest.skip("Debian's chromium is not installed (make browser / apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        exe = str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium")
+        chromium = pw.chromium.launch(executable_path=exe, args=LAUNCH_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

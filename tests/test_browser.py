@@ -14,9 +14,6 @@ from the stored widget state, offline and without script errors.
 """
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -25,34 +22,9 @@ from conftest import chapter_docnames, chapter_id
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: Pages whose figures, math and sliders are checked (the chapters of the book infrastructure owner).
 PAGES = chapter_docnames()  # every chapter: figures drawn, math typeset, nothing fetched
 TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
-        pytest.skip("Debian's chromium is not installed (make browser / apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        exe = str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium")
-        browser = pw.chromium.launch(executable_path=exe, args=LAUNCH_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 class PageLog:

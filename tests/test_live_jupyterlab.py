@@ -27,7 +27,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -44,9 +43,6 @@ from conftest import REPO
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 #: The chapter the reader opens, and the explorer's figure inside the widget Output.
 CHAPTER = "baselines.md"
 EXPLORER_PLOT = ".widget-output .js-plotly-plot"
@@ -151,33 +147,27 @@ def lab_server(tmp_path: Path) -> Iterator[LabServer]:
 
 
 @pytest.fixture
-def chromium_page(tmp_path: Path) -> Iterator[tuple[object, list[str], list[str]]]:
+def chromium_page(browser: object) -> Iterator[tuple[object, list[str], list[str]]]:
     """A Chromium page that may talk to 127.0.0.1 only; yields (page, blocked requests, JS errors)."""
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
-        pytest.skip("Debian's chromium is not installed (make browser / apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
     blocked: list[str] = []
     errors: list[str] = []
-    with sync_api.sync_playwright() as pw:
-        exe = str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium")
-        browser = pw.chromium.launch(executable_path=exe, args=LAUNCH_ARGS, headless=True)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1300})
+    context = browser.new_context(viewport={"width": 1400, "height": 1300})
+    try:
 
-            def route(r: object) -> None:
-                url = r.request.url
-                if urlparse(url).hostname == "127.0.0.1" or url.startswith(("data:", "blob:", "about:")):
-                    r.continue_()
-                else:
-                    blocked.append(url)
-                    r.abort()
+        def route(r: object) -> None:
+            url = r.request.url
+            if urlparse(url).hostname == "127.0.0.1" or url.startswith(("data:", "blob:", "about:")):
+                r.continue_()
+            else:
+                blocked.append(url)
+                r.abort()
 
-            context.route("**/*", route)
-            page = context.new_page()
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            yield page, blocked, errors
-        finally:
-            browser.close()
+        context.route("**/*", route)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page, blocked, errors
+    finally:
+        context.close()
 
 
 def _plot_paths(page: object) -> str:

@@ -276,6 +276,7 @@ FORMULA_TEX: dict[str, str] = {
     "(B/K) grad J_K": r"\tfrac{B}{K}\nabla J_K",
     "B * grad J_1": r"B\,\nabla J_1",
     "((B-1)/B) * B * grad J_1": r"(B-1)\nabla J_1",
+    "sum_{K'<=K} (1/K') grad J_K'": r"\textstyle\sum_{K'\le K} \tfrac{1}{K'}\nabla J_{K'}",
 }
 
 
