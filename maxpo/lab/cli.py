@@ -215,10 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from maxpo.lab.compare import compare
 
-            res = compare(config_from_args(args), [m for m in args.methods.split(",") if m], _ints(args.seeds, "--seeds"),
+            comparison = compare(config_from_args(args), [m for m in args.methods.split(",") if m], _ints(args.seeds, "--seeds"),
                           args.work_dir, args.out, resume=args.resume, show_progress=not args.no_progress, argv=command,
                           label=args.label)
-            print(json.dumps({m: {k: round(v["mean"], 4) for k, v in s["final"].items()} for m, s in res["summary"].items()}, indent=2))
+            print(json.dumps({m: {k: round(v["mean"], 4) for k, v in s["final"].items()} for m, s in comparison["summary"].items()}, indent=2))
     except (ValueError, OSError, DeviceUnavailable) as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
