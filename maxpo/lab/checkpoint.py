@@ -18,7 +18,9 @@ __all__ = ["save_checkpoint", "load_checkpoint", "load_model_weights", "read_che
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, extra: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, extra: dict[str, Any]
+) -> None:
     """Write ``{model, optimizer, step, extra}`` to ``path`` (temp file, then rename)."""
     path = Path(path)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")

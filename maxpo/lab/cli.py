@@ -48,7 +48,8 @@ _OVERRIDES: list[tuple[str, str | None, str, Any, str]] = [
     ("--eval-every", "eval", "every", int, "steps between held-out evaluations"),
     ("--eval-prompts", "eval", "prompts", int, "held-out puzzles per evaluation"),
     ("--eval-samples", "eval", "samples", int, "answers per held-out puzzle (n >= every eval k)"),
-    ("--model-path", "model", "hf_path", str, "a local Hugging Face model directory (model + tokenizer) to use instead of the tiny GPT"),
+    ("--model-path", "model", "hf_path", str, "a local Hugging Face model directory (model + tokenizer) "
+     "to use instead of the tiny GPT"),
     ("--seed", None, "seed", int, "RL seed (prompts and sampling)"),
     ("--device", None, "device", str, "cpu, cuda, cuda:N or auto"),
     ("--threads", None, "threads", int, "torch CPU threads (none: torch's default)"),
@@ -75,9 +76,12 @@ def _add_config_args(p: argparse.ArgumentParser, flags: Sequence[str] | None = N
     for flag, section, name, typ, help_ in _OVERRIDES:
         if flags is not None and flag not in flags:
             continue
-        p.add_argument(flag, type=typ, default=None, help=f"{help_} (default: the preset's: {_preset_values(section, name)})")
-    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: on for CUDA, off for CPU)")
-    p.add_argument("--no-progress", action="store_true", help="one line per evaluation on stderr instead of progress bars")
+        p.add_argument(flag, type=typ, default=None,
+                       help=f"{help_} (default: the preset's: {_preset_values(section, name)})")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 autocast (default: on for CUDA, off for CPU)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="one line per evaluation on stderr instead of progress bars")
 
 
 def config_from_args(args: argparse.Namespace, saved: Path | None = None) -> LabConfig:
@@ -115,17 +119,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="The MaxPO lab: warm-start a small language model on countdown puzzles, then train it with "
         "group-based RL whose advantage estimator is a switch (MaxPO, PKPO, GRPO, ...), and evaluate pass@k / max@k.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="presets: smoke (CPU; one run 10 to 30 s, the default 3 x 3 comparison about 2.5 minutes with the warm start), cpu (the "
+        epilog="presets: smoke (CPU; one run 10 to 30 s, the default 3 x 3 comparison about 2.5 minutes with the "
+        "warm start), cpu (the "
         "longer CPU comparison), gpu (one GPU), pretrained (a local Hugging Face model: --model-path DIR).\n"
-        "Warm starts are cached in $MAXPO_LAB_CACHE (default ~/.cache/maxpo/lab); copy or move its files to reuse them.\n"
+        "Warm starts are cached in $MAXPO_LAB_CACHE (default ~/.cache/maxpo/lab); "
+        "copy or move its files to reuse them.\n"
         "Multi-GPU / multi-node: launch the same command with torchrun.",
     )
     sub = top.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="warm start (cached) + RL for one method and seed")
-    _add_config_args(p, preset_help="starting configuration (default: smoke; with --resume: the run's saved config.json)")
+    _add_config_args(p, preset_help="starting configuration "
+                                    "(default: smoke; with --resume: the run's saved config.json)")
     p.add_argument("--out", type=Path, required=True, help="run directory (config, metrics.jsonl, checkpoint)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its checkpoint, with its saved configuration (--steps may grow it)")
+                   help="continue the run in --out from its checkpoint, with its saved configuration "
+                        "(--steps may grow it)")
 
     p = sub.add_parser("eval", help="evaluate a run's checkpoint (or the warm start) on held-out puzzles")
     p.add_argument("--run", type=Path, help="a run directory (its weights; no warm start is trained); "
@@ -135,12 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="several methods x seeds from one warm start; gathered results as JSON")
     _add_config_args(p, flags=[f for f, *_ in _OVERRIDES if f != "--method"])
-    p.add_argument("--methods", default="grpo,pkpo_loo1,maxpo", help="comma-separated methods (default: grpo,pkpo_loo1,maxpo)")
+    p.add_argument("--methods", default="grpo,pkpo_loo1,maxpo",
+                   help="comma-separated methods (default: grpo,pkpo_loo1,maxpo)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
     p.add_argument("--work-dir", type=Path, required=True, help="where the runs live (one directory each)")
-    p.add_argument("--out", type=Path, required=True, help="JSON file for the gathered results (rewritten after each run)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="JSON file for the gathered results (rewritten after each run)")
     p.add_argument("--label", default="", help="label stored with the results (default: device and preset)")
-    p.add_argument("--resume", action="store_true", help="skip complete runs, continue interrupted ones, start the rest")
+    p.add_argument("--resume", action="store_true",
+                   help="skip complete runs, continue interrupted ones, start the rest")
     return top
 
 
@@ -215,10 +226,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from maxpo.lab.compare import compare
 
-            res = compare(config_from_args(args), [m for m in args.methods.split(",") if m], _ints(args.seeds, "--seeds"),
+            methods = [m for m in args.methods.split(",") if m]
+            comparison = compare(config_from_args(args), methods, _ints(args.seeds, "--seeds"),
                           args.work_dir, args.out, resume=args.resume, show_progress=not args.no_progress, argv=command,
                           label=args.label)
-            print(json.dumps({m: {k: round(v["mean"], 4) for k, v in s["final"].items()} for m, s in res["summary"].items()}, indent=2))
+            summary = comparison["summary"]
+            means = {m: {k: round(v["mean"], 4) for k, v in s["final"].items()} for m, s in summary.items()}
+            print(json.dumps(means, indent=2))
     except (ValueError, OSError, DeviceUnavailable) as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

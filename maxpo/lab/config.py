@@ -179,7 +179,8 @@ class LabConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LabConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
-        parts = {"task": TaskConfig, "model": ModelSpec, "warmstart": WarmStartConfig, "rl": RLConfig, "eval": EvalConfig}
+        parts = {"task": TaskConfig, "model": ModelSpec, "warmstart": WarmStartConfig, "rl": RLConfig,
+                 "eval": EvalConfig}
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -230,7 +231,8 @@ def _smoke() -> LabConfig:
         task=_CPU_TASK,
         model=_CPU_MODEL,
         warmstart=_CPU_WARMSTART,
-        rl=RLConfig(k=4, prompts_per_step=8, samples_per_prompt=16, steps=80, lr=3e-4, max_new_tokens=12, max_grad_norm=0.0),
+        rl=RLConfig(k=4, prompts_per_step=8, samples_per_prompt=16, steps=80,
+                     lr=3e-4, max_new_tokens=12, max_grad_norm=0.0),
         eval=EvalConfig(prompts=128, samples=8, every=20, ks=(1, 2, 4, 8)),
         device="cpu",
         threads=1,
@@ -251,7 +253,8 @@ def _cpu() -> LabConfig:
         task=_CPU_TASK,
         model=_CPU_MODEL,
         warmstart=_CPU_WARMSTART,
-        rl=RLConfig(k=4, prompts_per_step=16, samples_per_prompt=16, steps=300, lr=3e-4, max_new_tokens=12, max_grad_norm=0.0),
+        rl=RLConfig(k=4, prompts_per_step=16, samples_per_prompt=16, steps=300,
+                     lr=3e-4, max_new_tokens=12, max_grad_norm=0.0),
         eval=EvalConfig(prompts=256, samples=16, every=25, ks=(1, 2, 4, 8, 16), curve_prompts=128, curve_samples=64,
                         gradvar_prompts=16, gradvar_repeats=64),
         device="cpu",
@@ -275,7 +278,8 @@ def _gpu() -> LabConfig:
         task=TaskConfig(n_numbers=4, max_number=9, max_target=99),
         model=ModelSpec(n_layer=4, n_head=4, d_model=192),
         warmstart=WarmStartConfig(steps=2000, batch_size=256, lr=1e-3, stop_at_pass1=0.15, check_every=100),
-        rl=RLConfig(k=4, prompts_per_step=64, samples_per_prompt=16, steps=150, lr=3e-4, max_new_tokens=16, max_grad_norm=0.0),
+        rl=RLConfig(k=4, prompts_per_step=64, samples_per_prompt=16, steps=150,
+                     lr=3e-4, max_new_tokens=16, max_grad_norm=0.0),
         eval=EvalConfig(prompts=512, samples=16, every=50, ks=(1, 2, 4, 8, 16), curve_prompts=256, curve_samples=64,
                         gradvar_prompts=32, gradvar_repeats=32),
         device="cuda",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as tdist
@@ -82,7 +83,10 @@ def barrier(dist: DistInfo) -> None:
         tdist.barrier()
 
 
-def broadcast_object(obj: object, dist: DistInfo) -> object:
+_T = TypeVar("_T")
+
+
+def broadcast_object(obj: _T, dist: DistInfo) -> _T:
     """Rank 0's ``obj`` on every process."""
     if not dist.active:
         return obj

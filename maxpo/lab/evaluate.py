@@ -99,7 +99,6 @@ def evaluate(
     dist = dist or DistInfo()
     lo, hi = shard_range(len(puzzles), dist)
     u_all = uniforms(seed, len(puzzles) * n_samples, max_new_tokens)
-    device = next(model.parameters()).device
     correct, partial = [], []
     ent_sum = torch.zeros((), dtype=torch.float64)
     tok_sum = torch.zeros((), dtype=torch.float64)

@@ -11,7 +11,7 @@ the path is tested without any download.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -19,13 +19,16 @@ from torch import nn
 from maxpo.lab.task import ALPHABET
 from maxpo.lab.tokenizer import HFTokenizer
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
 __all__ = ["HFCausalLM", "load_hf", "context_length", "save_tiny_random_model", "save_tiny_random_model_like_qwen2"]
 
 
 class HFCausalLM(nn.Module):
     """Gives a ``transformers`` causal LM the lab's call (see :mod:`maxpo.lab.model`)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: PreTrainedModel) -> None:
         super().__init__()
         self.model = model
 
@@ -86,7 +89,7 @@ def load_hf(path: str | Path, device: torch.device) -> tuple[HFCausalLM, HFToken
         model = AutoModelForCausalLM.from_pretrained(path, config=config, local_files_only=True, dtype=torch.float32)
     except Exception as err:
         raise failed("the model weights", err) from None
-    model.to(device)
+    model.to(device)  # type: ignore[arg-type]  # transformers types the wrapped ``to`` without ``self``
     return HFCausalLM(model), HFTokenizer(tok)
 
 

@@ -17,7 +17,9 @@ Every causal LM in the lab (this one, or a Hugging Face model through
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -114,7 +116,7 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.apply(self._init)
-        for block in self.blocks:  # GPT-2's scaled init of the residual projections
+        for block in cast(Iterable[_Block], self.blocks):  # GPT-2's scaled init of the residual projections
             for lin in (block.proj, block.out):
                 nn.init.normal_(lin.weight, std=0.02 / math.sqrt(2 * cfg.n_layer))
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Iterable, Iterator, Sized
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -19,12 +19,12 @@ except ImportError:  # pragma: no cover
     _tqdm = None
 
 
-class _Plain:
+class _Plain(Generic[T]):
     """A minimal stand-in for tqdm: prints ``desc i/n`` about ten times, to stderr."""
 
     def __init__(self, it: Iterable[T], desc: str, total: int | None, disable: bool) -> None:
         self.it, self.desc, self.disable = it, desc, disable
-        self.total = total if total is not None else (len(it) if hasattr(it, "__len__") else None)  # type: ignore[arg-type]
+        self.total = total if total is not None else (len(it) if isinstance(it, Sized) else None)
         self.postfix = ""
 
     def set_postfix(self, **kw: object) -> None:
@@ -36,7 +36,8 @@ class _Plain:
         for i, x in enumerate(self.it):
             yield x
             if not self.disable and ((i + 1) % every == 0 or i + 1 == self.total):
-                print(f"{self.desc}: {i + 1}/{self.total or '?'} ({time.perf_counter() - t0:.0f}s) {self.postfix}", file=sys.stderr, flush=True)
+                elapsed = time.perf_counter() - t0
+                print(f"{self.desc}: {i + 1}/{self.total or '?'} ({elapsed:.0f}s) {self.postfix}", file=sys.stderr, flush=True)
 
 
 def progress(it: Iterable[T], desc: str = "", total: int | None = None, disable: bool = False) -> Iterable[T]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -120,7 +121,8 @@ def sample(
     pos = (pmask.long().cumsum(-1) - 1).clamp(min=0)
     full_mask = pmask if padded else None
     u = uniforms.to(device=device, dtype=torch.float32)
-    cache = model.new_cache(n, ids.shape[1] + t_max)
+    # every lab model (GPT, HFCausalLM) defines new_cache; nn.Module does not declare it
+    cache = cast(Any, model).new_cache(n, ids.shape[1] + t_max)
     out = torch.full((n, t_max), pad_id, dtype=torch.long, device=device)
     cmask = torch.zeros((n, t_max), dtype=torch.bool, device=device)
     entropy = torch.zeros(n, dtype=torch.float32, device=device)

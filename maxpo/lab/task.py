@@ -31,6 +31,7 @@ import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import cast
 
 __all__ = [
     "TaskConfig",
@@ -228,7 +229,7 @@ def is_heldout(key: tuple[tuple[int, ...], int], heldout_percent: int) -> bool:
 def _render(node: object, parent_op: str | None = None, right: bool = False) -> str:
     if isinstance(node, int):
         return str(node)
-    op, left, rgt = node  # type: ignore[misc]
+    op, left, rgt = cast(tuple[str, object, object], node)
     text = f"{_render(left, op, False)}{op}{_render(rgt, op, True)}"
     if parent_op is not None:
         needs = _PREC[op] < _PREC[parent_op] or (right and parent_op == "-" and _PREC[op] == 1)
@@ -252,7 +253,7 @@ def _random_tree(rng: random.Random, numbers: list[int], parentheses: bool) -> o
 def _evaluate_tree(node: object) -> int:
     if isinstance(node, int):
         return node
-    op, left, right = node  # type: ignore[misc]
+    op, left, right = cast(tuple[str, object, object], node)
     a, b = _evaluate_tree(left), _evaluate_tree(right)
     return a + b if op == "+" else a - b if op == "-" else a * b
 

@@ -429,12 +429,14 @@ def _rl_step(cfg: LabConfig, step: int, ddp: torch.nn.Module, model: torch.nn.Mo
     for _ in range(rl.updates_per_batch):
         opt.zero_grad(set_to_none=True)
         for j, (a, z) in enumerate(pieces):
-            sync = contextlib.nullcontext() if not dist.active or j == len(pieces) - 1 else ddp.no_sync()
+            last = j == len(pieces) - 1
+            sync = ddp.no_sync() if isinstance(ddp, DDP) and not last else contextlib.nullcontext()
             with sync:
                 logp = token_logprobs(ddp, roll.rows(a, z), bf16)
-                if old_logp[j] is None:  # the first update runs on the sampling weights: these are the old log-probs
-                    old_logp[j] = logp.detach()
-                parts = policy_loss(logp, old_logp[j], adv_flat[a:z], mask[a:z], rl.aggregation, denom, rl.clip_eps,
+                old = old_logp[j]
+                if old is None:  # the first update runs on the sampling weights: these are the old log-probs
+                    old = old_logp[j] = logp.detach()
+                parts = policy_loss(logp, old, adv_flat[a:z], mask[a:z], rl.aggregation, denom, rl.clip_eps,
                                     ref_logp[j], rl.kl_coef)
                 parts.loss.backward()
             share = float(mask[a:z].sum()) / n_local / rl.updates_per_batch

@@ -53,9 +53,9 @@ def build_policy(cfg: LabConfig, device: torch.device) -> tuple[nn.Module, LabTo
     if cfg.model.hf_path:
         from maxpo.lab.hf import context_length, load_hf
 
-        model, tok = load_hf(cfg.model.hf_path, device)
-        check_context(cfg, context_length(model))
-        return model, tok
+        hf_model, hf_tok = load_hf(cfg.model.hf_path, device)
+        check_context(cfg, context_length(hf_model))
+        return hf_model, hf_tok
     tok = CharTokenizer()
     torch.manual_seed(derive_seed(cfg.warmstart.seed, "init") % 2**31)
     m = cfg.model
