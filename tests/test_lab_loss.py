@@ -320,3 +320,52 @@ def test_micro_batched_updates_give_the_whole_batch_gradient(tmp_path: Path, mon
     whole, micro = _NormRecordingAdam.grads
     assert float(whole.norm()) > 0
     torch.testing.assert_close(micro, whole, rtol=0, atol=1e-5 * float(whole.abs().max()))
+
+
+def test_kl_term_and_reported_statistics_by_hand() -> None:
+    """KL (k3 estimator exp(d) - d - 1, d = log pi_ref - log pi) added per real token with weight beta.
+
+    Computed here token by token in plain floats: the loss, its gradient
+    (-A_i + beta (1 - e^d)) / G, and the reported pg, kl (mean over real tokens) and clip_frac.
+    """
+    logp = torch.tensor([[-0.2, -1.0, -0.5], [-0.7, -0.1, -3.0]], dtype=torch.float64, requires_grad=True)
+    ref = torch.tensor([[-0.4, -0.8, -0.5], [-0.2, -0.3, 9.0]], dtype=torch.float64)  # last token is padding
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]], dtype=torch.bool)
+    adv = torch.tensor([0.75, -1.5], dtype=torch.float64)
+    beta, g = 0.3, 2.0
+    parts = policy_loss(logp, logp.detach(), adv, mask, "sequence", g, ref_logp=ref, kl_coef=beta)
+    lp = logp.detach()
+    real = [(i, t) for i in range(2) for t in range(3) if mask[i, t]]
+    kls = {}
+    for i, t in real:
+        d = float(ref[i, t]) - float(lp[i, t])
+        kls[i, t] = math.exp(d) - d - 1
+    want = sum(-float(adv[i]) + beta * kls[i, t] for i, t in real) / g
+    assert math.isclose(float(parts.loss.detach()), want, rel_tol=1e-12)
+    assert math.isclose(parts.pg, -sum(float(adv[i]) for i, _ in real) / g, rel_tol=1e-12)
+    assert math.isclose(parts.kl, sum(kls.values()) / len(real), rel_tol=1e-12)
+    assert parts.clip_frac == 0.0
+    parts.loss.backward()
+    for i in range(2):
+        for t in range(3):
+            d = float(ref[i, t]) - float(lp[i, t])
+            expect = (-float(adv[i]) + beta * (1 - math.exp(d))) / g if mask[i, t] else 0.0
+            assert math.isclose(float(logp.grad[i, t]), expect, rel_tol=1e-12, abs_tol=1e-15), (i, t)
+    # no KL without a reference model, and none with a zero weight
+    plain = policy_loss(logp, logp.detach(), adv, mask, "sequence", g)
+    for off in (policy_loss(logp, logp.detach(), adv, mask, "sequence", g, ref_logp=ref, kl_coef=0.0),
+                policy_loss(logp, logp.detach(), adv, mask, "sequence", g, ref_logp=None, kl_coef=beta)):
+        assert float(off.loss.detach()) == float(plain.loss.detach()) and off.kl == 0.0
+
+
+def test_clip_fraction_counts_real_tokens_only_and_no_clipping_at_eps_zero() -> None:
+    """clip_frac = clipped real tokens / real tokens; clip_eps = 0 means no clipping at all."""
+    old = torch.zeros(2, 2, dtype=torch.float64)
+    logp = torch.tensor([[0.5, 0.0], [0.0, 0.6]], dtype=torch.float64)  # ratios e^.5, 1, 1, e^.6 (padding)
+    adv = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    mask = torch.tensor([[1, 1], [1, 0]], dtype=torch.bool)
+    parts = policy_loss(logp, old, adv, mask, "sequence", 1.0, clip_eps=0.2)
+    assert parts.clip_frac == 1 / 3  # token (0,0) of the three real ones; the padded (1,1) is not counted
+    unclipped = policy_loss(logp, old, adv, mask, "sequence", 1.0, clip_eps=0.0)
+    assert unclipped.clip_frac == 0.0
+    assert math.isclose(float(unclipped.loss), -(math.exp(0.5) + 1.0 + 1.0), rel_tol=1e-12)
