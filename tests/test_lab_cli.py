@@ -19,7 +19,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: A run of a few seconds without a warm start: the RL starts from the untrained GPT.
-FAST = ["--preset", "smoke", "--warmstart-steps", "0", "--eval-prompts", "8", "--eval-samples", "8", "--eval-every", "2",
+FAST = ["--preset", "smoke", "--warmstart-steps", "0", "--eval-prompts", "8", "--eval-samples", "8",
+        "--eval-every", "2",
         "--prompts-per-step", "2", "--samples-per-prompt", "4", "--k", "2", "--no-progress"]
 
 
@@ -111,14 +112,18 @@ def test_a_truncated_warm_start_cache_is_named(tmp_path: Path) -> None:
     code = ("from maxpo.lab.cli import build_parser, config_from_args; from maxpo.lab.warmstart import cache_path; "
             f"print(cache_path(config_from_args(build_parser().parse_args(['train', '--out', 'x', *{env_args!r}]))))")
     path = Path(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                               env={**os.environ, "MAXPO_LAB_CACHE": str(cache), "PYTHONPATH": str(ROOT)}).stdout.strip())
+                               env={**os.environ, "MAXPO_LAB_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
+                               ).stdout.strip())
     path.parent.mkdir(parents=True)
     path.write_bytes(b"PK\x03\x04 truncated")
     assert_refused(lab(["train", *env_args, "--out", str(tmp_path / "run")], cache), str(path))
 
 
 def test_a_truncated_last_metrics_line_is_dropped_and_the_run_resumes(done_run: Path, tmp_path: Path) -> None:
-    """What SIGKILL leaves: half a record at the end. The record is of a step after the checkpoint: resume re-runs it."""
+    """What SIGKILL leaves: half a record at the end.
+
+    The record is of a step after the checkpoint: resume re-runs it.
+    """
     run = _copy(done_run, tmp_path / "run")
     with (run / "metrics.jsonl").open("a") as f:
         f.write('{"kind": "train", "step": 3, "rew')
@@ -136,7 +141,8 @@ def test_a_damaged_metrics_line_inside_the_file_is_named(done_run: Path, tmp_pat
     lines[1] = lines[1][:10]
     (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     (run / "summary.json").unlink()
-    assert_refused(lab(["train", "--out", str(run), "--resume"], tmp_path / "cache"), str(run / "metrics.jsonl"), "line 2")
+    assert_refused(lab(["train", "--out", str(run), "--resume"], tmp_path / "cache"), str(run / "metrics.jsonl"),
+                   "line 2")
 
 
 def test_resume_reads_the_saved_config_and_refuses_to_shorten(done_run: Path, tmp_path: Path) -> None:
@@ -149,7 +155,8 @@ def test_resume_reads_the_saved_config_and_refuses_to_shorten(done_run: Path, tm
     res = lab(["train", "--out", str(run), "--resume", "--steps", "4", "--no-progress"], tmp_path / "cache")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["final_eval"]["step"] == 4
-    assert json.loads((run / "config.json").read_text())["rl"]["samples_per_prompt"] == 4  # the saved flags, not smoke's
+    # the saved flags, not smoke's
+    assert json.loads((run / "config.json").read_text())["rl"]["samples_per_prompt"] == 4
     assert_refused(lab(["train", "--out", str(run), "--resume", "--lr", "0.5"], tmp_path / "cache"), "rl.lr")
 
 
@@ -211,7 +218,8 @@ def test_a_junk_model_directory_is_named(junk: str, tmp_path: Path) -> None:
     else:
         (model / "tokenizer.json").write_text("{ this is not json")
         names = ["tokenizer", "tokenizer.json"]
-    assert_refused(lab(["train", *FAST, "--model-path", str(model), "--out", str(tmp_path / "run")], tmp_path / "cache"),
+    assert_refused(lab(["train", *FAST, "--model-path", str(model), "--out", str(tmp_path / "run")],
+                       tmp_path / "cache"),
                    *names)
 
 

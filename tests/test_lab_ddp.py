@@ -26,7 +26,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(), reason="needs gloo")
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="needs gloo")
 def test_two_cpu_processes_match_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAXPO_LAB_CACHE", str(tmp_path / "cache"))
     cfg = LabConfig(
@@ -44,7 +45,8 @@ def test_two_cpu_processes_match_one(tmp_path: Path, monkeypatch: pytest.MonkeyP
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MAXPO_LAB_CACHE": str(tmp_path / "cache")}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           "-m", "maxpo.lab", "train", "--config", str(tmp_path / "cfg.json"), "--out", str(tmp_path / "ddp"), "--no-progress"]
+           "-m", "maxpo.lab", "train", "--config", str(tmp_path / "cfg.json"), "--out", str(tmp_path / "ddp"),
+           "--no-progress"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())

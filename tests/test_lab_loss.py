@@ -147,7 +147,8 @@ def test_sequence_loss_value_and_gradient_by_hand() -> None:
 def test_ppo_clipping_by_hand() -> None:
     """A ratio beyond 1 + eps with a positive advantage is clipped: no gradient, counted in clip_frac."""
     old = torch.zeros(2, 2, dtype=torch.float64)
-    logp = torch.tensor([[0.5, 0.0], [0.0, -0.5]], dtype=torch.float64, requires_grad=True)  # ratios e^0.5, 1, 1, e^-0.5
+    # ratios e^0.5, 1, 1, e^-0.5
+    logp = torch.tensor([[0.5, 0.0], [0.0, -0.5]], dtype=torch.float64, requires_grad=True)
     adv = torch.tensor([1.0, -1.0], dtype=torch.float64)
     mask = torch.ones(2, 2, dtype=torch.bool)
     parts = policy_loss(logp, old, adv, mask, "sequence", 1.0, clip_eps=0.2)
@@ -283,7 +284,8 @@ def test_bf16_sampling_draws_from_the_float32_softmax_of_bf16_logits(gpt: GPT) -
 def test_the_bf16_setting_reaches_sampling_and_the_update(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     flags: list[tuple[str, bool]] = []
     real_sample, real_logprobs = lab_train.sample, lab_train.token_logprobs
-    monkeypatch.setattr(lab_train, "sample", lambda *a, **kw: (flags.append(("sample", a[5])), real_sample(*a, **kw))[1])
+    monkeypatch.setattr(lab_train, "sample",
+                        lambda *a, **kw: (flags.append(("sample", a[5])), real_sample(*a, **kw))[1])
     monkeypatch.setattr(lab_train, "token_logprobs",
                         lambda *a, **kw: (flags.append(("logprobs", a[2])), real_logprobs(*a, **kw))[1])
     import dataclasses

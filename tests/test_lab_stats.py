@@ -58,7 +58,8 @@ def test_gradient_variance_in_a_small_model() -> None:
     from maxpo.lab.task import TaskConfig
     from maxpo.lab.warmstart import warm_start
 
-    cfg = LabConfig(task=TaskConfig(n_numbers=2, max_number=9, max_target=81), model=ModelSpec(n_layer=2, n_head=4, d_model=64),
+    cfg = LabConfig(task=TaskConfig(n_numbers=2, max_number=9, max_target=81),
+                    model=ModelSpec(n_layer=2, n_head=4, d_model=64),
                     warmstart=WarmStartConfig(steps=80, batch_size=128, lr=3e-3),  # held-out pass@1 about 0.1
                     rl=RLConfig(k=2, samples_per_prompt=4, max_new_tokens=8),
                     eval=EvalConfig(prompts=8, samples=4, ks=(1, 2)), device="cpu")

@@ -102,7 +102,8 @@ def test_splits_are_disjoint_and_stable() -> None:
 
 def test_heldout_share_close_to_config() -> None:
     cfg = TaskConfig(n_numbers=3, heldout_percent=30)
-    keys = {p.key for p in sample_puzzles(cfg, 1500, seed=0)} | {p.key for p in sample_puzzles(cfg, 1500, seed=0, split="heldout")}
+    keys = ({p.key for p in sample_puzzles(cfg, 1500, seed=0)}
+            | {p.key for p in sample_puzzles(cfg, 1500, seed=0, split="heldout")})
     share = sum(is_heldout(k, 30) for k in keys) / len(keys)
     assert 0.2 < share < 0.4
 

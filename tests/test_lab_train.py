@@ -64,7 +64,8 @@ def test_smoke_run_improves_the_reward_on_an_easy_setting(tmp_path: Path) -> Non
         task=EASY,
         model=MODEL,
         warmstart=WARM,
-        rl=RLConfig(method="maxpo", k=2, prompts_per_step=16, samples_per_prompt=8, steps=60, lr=1e-3, max_new_tokens=8),
+        rl=RLConfig(method="maxpo", k=2, prompts_per_step=16, samples_per_prompt=8, steps=60, lr=1e-3,
+                    max_new_tokens=8),
         eval=EvalConfig(prompts=24, samples=16, every=60, ks=(1, 2)),
         device="cpu",
         threads=1,
@@ -113,7 +114,8 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     # the same records, except the stopped run's own final evaluation at step 3
     resumed = [r for r in read_metrics(part / "metrics.jsonl") if not (r["kind"] == "eval" and r["step"] == 3)]
     assert _no_timing(read_metrics(full / "metrics.jsonl")) == _no_timing(resumed)
-    assert any(r["mixed_groups"] > 0 for r in read_metrics(full / "metrics.jsonl", "train"))  # gradients were not all zero
+    # gradients were not all zero
+    assert any(r["mixed_groups"] > 0 for r in read_metrics(full / "metrics.jsonl", "train"))
     # a complete run resumed again is returned as it is
     again = train(tiny(steps=5), part, resume=True, show_progress=False)
     assert again.summary["final_eval"] == res.summary["final_eval"]
@@ -221,7 +223,9 @@ def test_cli_help_train_eval_compare(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "cannot run with K=16" in capsys.readouterr().err
 
 
-def test_ctrl_c_checkpoints_the_finished_step_and_resume_matches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_checkpoints_the_finished_step_and_resume_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import os
     import signal
 

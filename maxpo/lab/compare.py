@@ -130,8 +130,11 @@ def _clean_for_json(x: Any) -> Any:
     return x
 
 
-def paired_differences(runs: list[dict[str, Any]], methods: Sequence[str], ks: Sequence[int], n: int) -> list[dict[str, Any]]:
-    """Paired bootstrap intervals of final pass@k differences: every pair of methods, and every method against the warm start.
+def paired_differences(
+    runs: list[dict[str, Any]], methods: Sequence[str], ks: Sequence[int], n: int
+) -> list[dict[str, Any]]:
+    """Paired bootstrap intervals of final pass@k differences: every pair of methods,
+    and every method against the warm start.
 
     Seeds are paired by value (the same prompts and random numbers), puzzles by
     position (the same held-out set); see :func:`maxpo.lab.stats.paired_bootstrap_ci`.
@@ -142,11 +145,14 @@ def paired_differences(runs: list[dict[str, Any]], methods: Sequence[str], ks: S
         return []
     out = []
     for k in ks:
-        table = {m: np.stack([passk_per_puzzle(by[(m, s)]["final_correct_counts"], n, k) for s in seeds]) for m in methods}
+        table = {
+            m: np.stack([passk_per_puzzle(by[(m, s)]["final_correct_counts"], n, k) for s in seeds]) for m in methods
+        }
         base_counts = by[(methods[0], seeds[0])]["baseline_correct_counts"]
         if base_counts is not None:
             base = np.stack([passk_per_puzzle(base_counts, n, k)] * len(seeds))
-            out += [{"metric": f"pass@{k}", "a": m, "b": "warm start", **paired_bootstrap_ci(table[m], base)} for m in methods]
+            out += [{"metric": f"pass@{k}", "a": m, "b": "warm start", **paired_bootstrap_ci(table[m], base)}
+                    for m in methods]
         for i, a in enumerate(methods):
             for b in methods[i + 1:]:
                 out.append({"metric": f"pass@{k}", "a": a, "b": b, **paired_bootstrap_ci(table[a], table[b])})
@@ -191,7 +197,8 @@ def gradient_variance_at_checkpoints(base: LabConfig, methods: Sequence[str], se
     ev = base.eval
     out: dict[str, Any] = {}
     model, tok, _ = warm_start(base, device, bf16, show=show_progress)
-    out["warm start"] = gradient_variance(model, tok, base, methods, ev.gradvar_prompts, ev.gradvar_repeats, ev.seed, bf16)
+    out["warm start"] = gradient_variance(model, tok, base, methods, ev.gradvar_prompts, ev.gradvar_repeats,
+                                           ev.seed, bf16)
     for m in methods:
         model, tok = build_policy(base, device)
         model.eval()

@@ -111,7 +111,8 @@ def evaluate(
         stop = min(hi, start + per_chunk)
         group = [p for p in puzzles[start:stop] for _ in range(n_samples)]
         prompts = [encode_prompt(tokenizer, p) for p in group]
-        roll = sample(model, prompts, u_all[start * n_samples : stop * n_samples], tokenizer.eos_id, tokenizer.pad_id, bf16)
+        roll = sample(model, prompts, u_all[start * n_samples : stop * n_samples], tokenizer.eos_id, tokenizer.pad_id,
+                      bf16)
         scores = score_batch(group, [tokenizer.decode(a) for a in roll.answers])
         correct.append(torch.tensor([s.correct for s in scores], dtype=torch.float64).view(-1, n_samples))
         partial.append(torch.tensor([s.partial for s in scores], dtype=torch.float64).view(-1, n_samples))

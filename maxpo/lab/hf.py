@@ -66,11 +66,15 @@ def load_hf(path: str | Path, device: torch.device) -> tuple[HFCausalLM, HFToken
     """
     path = Path(path)
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"--model-path {str(path)!r} is not a Hugging Face model directory (no config.json there)")
+        raise FileNotFoundError(
+            f"--model-path {str(path)!r} is not a Hugging Face model directory (no config.json there)"
+        )
     try:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     except ImportError:
-        raise ValueError(f"--model-path {str(path)!r} needs the transformers package: pip install 'maxpo[lab]'") from None
+        raise ValueError(
+            f"--model-path {str(path)!r} needs the transformers package: pip install 'maxpo[lab]'"
+        ) from None
 
     def failed(what: str, err: Exception) -> ValueError:
         msg = " ".join(str(err).split())[:160] or type(err).__name__
@@ -102,7 +106,8 @@ def save_tiny_random_model(path: str | Path, seed: int = 0, hidden: int = 64, la
     """Write a randomly initialised tiny Llama and a character-level tokenizer to ``path``.
 
     The tokenizer is a ``tokenizers`` BPE model with one token per character of the
-    task's alphabet and no merges and a decoder that joins tokens without spaces, wrapped in ``PreTrainedTokenizerFast`` with
+    task's alphabet and no merges and a decoder that joins tokens without spaces, wrapped in
+    ``PreTrainedTokenizerFast`` with
     ``<pad>``, ``<s>``, ``</s>`` special tokens.
     """
     from tokenizers import Tokenizer, decoders, models

@@ -73,7 +73,8 @@ def read_metrics(path: str | Path, kind: str | None = None, allow_truncated_tail
                 raise ValueError("not an object")
         except ValueError:
             if allow_truncated_tail and i == len(lines) - 1:
-                print(f"note: {path}: dropped the truncated last line {i + 1} (a step after the checkpoint; it is re-run)",
+                print(f"note: {path}: dropped the truncated last line {i + 1} "
+                      "(a step after the checkpoint; it is re-run)",
                       file=sys.stderr)
                 continue
             raise ValueError(f"{path}, line {i + 1}: not a JSON record (the file is truncated or corrupt)") from None

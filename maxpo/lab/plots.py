@@ -74,7 +74,8 @@ def summary_rows(result: dict[str, Any], metrics: Sequence[str]) -> list[dict[st
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    out = ["<table class='table'>", "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead>",
+    out = ["<table class='table'>",
+           "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead>",
            "<tbody>"]
     out += ["<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows]
     out += ["</tbody>", "</table>"]
@@ -90,7 +91,8 @@ def summary_html(result: dict[str, Any], metrics: Sequence[str]) -> str:
 
 def cost_html(result: dict[str, Any]) -> str:
     """Throughput and the share of the step spent on advantages, per method, as an HTML table."""
-    rows = [[html.escape(r["method"]), f"{r['samples_per_s']:,.0f}", f"{r['step_ms']:.0f}", f"{100 * r['adv_share']:.2f}%"]
+    rows = [[html.escape(r["method"]), f"{r['samples_per_s']:,.0f}", f"{r['step_ms']:.0f}",
+             f"{100 * r['adv_share']:.2f}%"]
             for r in summary_rows(result, [])]
     return _table(["method", "answers/s", "ms/step", "advantages"], rows)
 
@@ -104,7 +106,8 @@ def passk_curve_figure(result: dict[str, Any], height: int = 420) -> go.Figure:
                              line=dict(color="#888888", dash="dash")))
     for method in result["methods"]:
         if method in curves:
-            fig.add_trace(go.Scatter(x=curves["k"], y=curves[method], mode="lines+markers", name=_label(method, result["k"]),
+            fig.add_trace(go.Scatter(x=curves["k"], y=curves[method], mode="lines+markers",
+                                     name=_label(method, result["k"]),
                                      line=dict(color=viz.method_color(method), width=2)))
     return fig
 

@@ -59,8 +59,10 @@ def check_context(cfg: LabConfig, context: int | None) -> None:
     need = longest_prompt_tokens(cfg.task) + cfg.rl.max_new_tokens
     if need > context:
         raise ValueError(
-            f"rl.max_new_tokens={cfg.rl.max_new_tokens} plus the longest prompt ({longest_prompt_tokens(cfg.task)} tokens) "
-            f"is {need}, more than the model's context of {context} positions; lower --max-new-tokens or raise model.max_len"
+            f"rl.max_new_tokens={cfg.rl.max_new_tokens} plus the longest prompt "
+            f"({longest_prompt_tokens(cfg.task)} tokens) "
+            f"is {need}, more than the model's context of {context} positions; "
+            "lower --max-new-tokens or raise model.max_len"
         )
 
 

@@ -37,7 +37,8 @@ class _Plain(Generic[T]):
             yield x
             if not self.disable and ((i + 1) % every == 0 or i + 1 == self.total):
                 elapsed = time.perf_counter() - t0
-                print(f"{self.desc}: {i + 1}/{self.total or '?'} ({elapsed:.0f}s) {self.postfix}", file=sys.stderr, flush=True)
+                print(f"{self.desc}: {i + 1}/{self.total or '?'} ({elapsed:.0f}s) {self.postfix}",
+                      file=sys.stderr, flush=True)
 
 
 def progress(it: Iterable[T], desc: str = "", total: int | None = None, disable: bool = False) -> Iterable[T]:

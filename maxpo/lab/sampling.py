@@ -77,7 +77,9 @@ class Rollout:
         return int(self.completion_mask.sum())
 
 
-def pad_prompts(prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_prompts(
+    prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-pad token lists to one tensor; return ``(ids, mask)``, both ``(N, P)``."""
     if not prompts:
         raise ValueError("no prompts to pad")
@@ -212,9 +214,12 @@ def token_logprobs(model: nn.Module, rollout: Rollout, bf16: bool = False) -> to
     ``completion_mask`` hold values that must be masked by the caller.
     """
     with _autocast(rollout.input_ids.device, bf16):
-        logits = model(rollout.input_ids[:, :-1], attention_mask=None if rollout.attention_mask is None else rollout.attention_mask[:, :-1],
+        logits = model(rollout.input_ids[:, :-1],
+                       attention_mask=None if rollout.attention_mask is None else rollout.attention_mask[:, :-1],
                        position_ids=rollout.position_ids[:, :-1])
     p = rollout.prompt_len
     logits = logits[:, p - 1 :].float()
     targets = rollout.input_ids[:, p:]
-    return -F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none").view(targets.shape)
+    return -F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
+    ).view(targets.shape)

@@ -53,7 +53,9 @@ class CharTokenizer:
         try:
             return [self._to_id[ch] for ch in text]
         except KeyError as err:
-            raise ValueError(f"character {err.args[0]!r} in {text!r} is not in the tokenizer's alphabet {self.alphabet!r}") from None
+            raise ValueError(
+                f"character {err.args[0]!r} in {text!r} is not in the tokenizer's alphabet {self.alphabet!r}"
+            ) from None
 
     def decode(self, ids: Sequence[int]) -> str:
         return "".join(self.alphabet[i - 3] for i in ids if i >= 3)

@@ -215,12 +215,14 @@ def _prepare_run_dir(cfg: LabConfig, run_dir: Path, resume: bool, dist: DistInfo
         saved = load_config(cfg_path)
         if saved.with_rl(steps=cfg.rl.steps) != cfg:
             diff = _config_diff(saved.with_rl(steps=cfg.rl.steps).to_dict(), cfg.to_dict())
-            raise ValueError(f"--resume with a different configuration than {cfg_path} (differs in: {', '.join(diff)}); only rl.steps may change")
+            raise ValueError(f"--resume with a different configuration than {cfg_path} "
+                             f"(differs in: {', '.join(diff)}); only rl.steps may change")
         done = _read_json(run_dir / "summary.json")["steps"] if (run_dir / "summary.json").is_file() else 0
         if (run_dir / CHECKPOINT_NAME).is_file():
             done = max(done, int(read_checkpoint(run_dir / CHECKPOINT_NAME)["step"]))
         if cfg.rl.steps < done:
-            raise ValueError(f"--steps {cfg.rl.steps} is below the {done} steps {run_dir} already ran (its checkpoint's "
+            raise ValueError(f"--steps {cfg.rl.steps} is below the {done} steps {run_dir} already ran "
+                             "(its checkpoint's "
                              f"step {done}); a run cannot be shortened, its evaluations would carry the wrong step")
         if dist.main and saved.rl.steps != cfg.rl.steps:
             cfg_path.write_text(json.dumps(cfg.to_dict(), indent=2))
@@ -233,7 +235,9 @@ def _prepare_run_dir(cfg: LabConfig, run_dir: Path, resume: bool, dist: DistInfo
     return cfg
 
 
-def train(cfg: LabConfig, run_dir: str | Path, resume: bool = False, show_progress: bool = True, argv: list[str] | None = None) -> RunResult:
+def train(
+    cfg: LabConfig, run_dir: str | Path, resume: bool = False, show_progress: bool = True, argv: list[str] | None = None
+) -> RunResult:
     """Run (or resume) one lab run in ``run_dir`` (see the module docstring)."""
     validate(cfg)
     run_dir = Path(run_dir)
@@ -301,13 +305,15 @@ def train(cfg: LabConfig, run_dir: str | Path, resume: bool = False, show_progre
         if dist.main and not show_progress:  # without progress bars: one line per evaluation
             print(f"{rl.method} seed {cfg.seed} step {step}/{rl.steps}: pass@1 {rec['pass@1']:.3f}"
                   + "".join(f" pass@{k} {rec[f'pass@{k}']:.3f}" for k in cfg.eval.ks if k > 1)
-                  + f" ({rec['t_eval']:.1f} s, {time.perf_counter() - t_start:.0f} s since start)", file=sys.stderr, flush=True)
+                  + f" ({rec['t_eval']:.1f} s, {time.perf_counter() - t_start:.0f} s since start)",
+                  file=sys.stderr, flush=True)
         return rec
 
     def run_curve(step: int) -> None:
         if not curve_ks:
             return
-        ev = evaluate(model, tok, heldout[: cfg.eval.curve_prompts], cfg.eval.curve_samples, curve_ks, rl.max_new_tokens,
+        ev = evaluate(model, tok, heldout[: cfg.eval.curve_prompts], cfg.eval.curve_samples, curve_ks,
+                      rl.max_new_tokens,
                       derive_seed(cfg.eval.seed, "curve", step), bf16, dist)
         log.append({"kind": "curve", "step": step, **ev.to_dict()})
 
@@ -326,7 +332,8 @@ def train(cfg: LabConfig, run_dir: str | Path, resume: bool = False, show_progre
     else:  # the latest evaluation already logged (the metrics file was cut back to the checkpoint)
         logged = read_metrics(run_dir / "metrics.jsonl", "eval") if (run_dir / "metrics.jsonl").is_file() else []
         last_eval = broadcast_object(logged[-1] if logged else None, dist)
-    bar = progress(range(start + 1, rl.steps + 1), desc=f"{rl.method} seed {cfg.seed}", disable=not (show_progress and dist.main))
+    bar = progress(range(start + 1, rl.steps + 1), desc=f"{rl.method} seed {cfg.seed}",
+                   disable=not (show_progress and dist.main))
     with _DeferredInterrupt() as interrupt:
         for step in bar:
             rec = _rl_step(cfg, step, ddp, model, ref, opt, tok, scale, bf16, device, dist)
@@ -388,7 +395,8 @@ def clip_gradients(model: torch.nn.Module, max_norm: float) -> tuple[float, bool
 
 
 def _rl_step(cfg: LabConfig, step: int, ddp: torch.nn.Module, model: torch.nn.Module, ref: torch.nn.Module | None,
-             opt: torch.optim.Optimizer, tok: Any, scale: float, bf16: bool, device: torch.device, dist: DistInfo) -> dict[str, Any]:
+             opt: torch.optim.Optimizer, tok: Any, scale: float, bf16: bool, device: torch.device,
+             dist: DistInfo) -> dict[str, Any]:
     """One RL step (see the module docstring); returns its metrics record."""
     rl = cfg.rl
     g_all, b = rl.prompts_per_step, rl.samples_per_prompt
@@ -452,7 +460,8 @@ def _rl_step(cfg: LabConfig, step: int, ddp: torch.nn.Module, model: torch.nn.Mo
     g_local = hi - lo
     mixed = float(((correct.sum(-1) > 0) & (correct.sum(-1) < b)).sum())
     sums = all_reduce_sum(torch.tensor([float(correct.sum()), float(partial.sum()), float(roll.entropy.sum()),
-                                        sum(s.well_formed for s in scores), mixed, float(adv.abs().sum()), float(g_local),
+                                        sum(s.well_formed for s in scores), mixed, float(adv.abs().sum()),
+                                        float(g_local),
                                         float(adv.double().pow(2).sum())],
                                        dtype=torch.float64), dist)
     n = g_all * b

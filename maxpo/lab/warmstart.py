@@ -35,7 +35,8 @@ from maxpo.lab.seeding import derive_seed
 from maxpo.lab.task import heldout_puzzles, sample_puzzles
 from maxpo.lab.tokenizer import CharTokenizer, LabTokenizer
 
-__all__ = ["build_policy", "cache_dir", "cache_path", "warm_start", "save_warm_start", "heldout_settings", "sft_step_lr"]
+__all__ = ["build_policy", "cache_dir", "cache_path", "warm_start", "save_warm_start", "heldout_settings",
+           "sft_step_lr"]
 
 
 def cache_dir() -> Path:
@@ -59,7 +60,8 @@ def build_policy(cfg: LabConfig, device: torch.device) -> tuple[nn.Module, LabTo
     tok = CharTokenizer()
     torch.manual_seed(derive_seed(cfg.warmstart.seed, "init") % 2**31)
     m = cfg.model
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=m.n_layer, n_head=m.n_head, d_model=m.d_model, max_len=m.max_len))
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=m.n_layer, n_head=m.n_head, d_model=m.d_model,
+                          max_len=m.max_len))
     return model.to(device), tok
 
 
@@ -72,7 +74,9 @@ def sft_step_lr(step: int, steps: int, peak: float) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
-def _train_sft(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, bf16: bool, show: bool) -> tuple[float, int, list[dict]]:
+def _train_sft(
+    model: nn.Module, tok: LabTokenizer, cfg: LabConfig, bf16: bool, show: bool
+) -> tuple[float, int, list[dict]]:
     """Run the supervised stage in place.
 
     Returns the mean loss of the last 10% of the steps run, the number of steps
@@ -89,7 +93,8 @@ def _train_sft(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, bf16: bool, 
             group["lr"] = sft_step_lr(step, ws.steps, ws.lr)
         puzzles = sample_puzzles(cfg.task, ws.batch_size, derive_seed(ws.seed, "sft", step), "train")
         roll = teacher_rollout(
-            [encode_prompt(tok, p) for p in puzzles], [tok.encode(p.solution) for p in puzzles], tok.eos_id, tok.pad_id, device
+            [encode_prompt(tok, p) for p in puzzles], [tok.encode(p.solution) for p in puzzles], tok.eos_id, tok.pad_id,
+            device,
         )
         logp = token_logprobs(model, roll, bf16)
         mask = roll.completion_mask
@@ -103,7 +108,8 @@ def _train_sft(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, bf16: bool, 
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if ws.stop_at_pass1 is not None and (step + 1) % ws.check_every == 0:
             check = sample_puzzles(cfg.task, 256, derive_seed(ws.seed, "sft-check", step), "train")
-            ev = evaluate(model, tok, check, 4, (1,), cfg.rl.max_new_tokens, derive_seed(ws.seed, "sft-check-u", step), bf16)
+            ev = evaluate(model, tok, check, 4, (1,), cfg.rl.max_new_tokens, derive_seed(ws.seed, "sft-check-u", step),
+                          bf16)
             checks.append({"step": step + 1, "train_pass@1": ev.passk[1]})
             if ev.passk[1] >= ws.stop_at_pass1:
                 break
@@ -126,7 +132,9 @@ def _heldout(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, bf16: bool) ->
     return {"heldout": ev.to_dict(), "heldout_settings": settings}
 
 
-def warm_start(cfg: LabConfig, device: torch.device, bf16: bool, show: bool = True, use_cache: bool = True) -> tuple[nn.Module, LabTokenizer, dict[str, Any]]:
+def warm_start(
+    cfg: LabConfig, device: torch.device, bf16: bool, show: bool = True, use_cache: bool = True
+) -> tuple[nn.Module, LabTokenizer, dict[str, Any]]:
     """The warm-started policy, its tokenizer and a summary of the stage.
 
     Loads ``warmstart-<key>.pt`` from :func:`cache_dir` when present; otherwise
@@ -184,6 +192,7 @@ def save_warm_start(cfg: LabConfig, model: nn.Module, info: dict[str, Any]) -> P
         torch.save({"model": model.state_dict(), "info": info}, tmp)
         os.replace(tmp, path)
     except OSError as err:
-        print(f"warning: could not cache the warm start in {path} ({err.strerror or err}); this run goes on", file=sys.stderr)
+        print(f"warning: could not cache the warm start in {path} ({err.strerror or err}); this run goes on",
+              file=sys.stderr)
     return path
 
