@@ -47,7 +47,6 @@ import glob
 import hashlib
 import json
 import os
-import platform
 import re
 import signal
 import subprocess
@@ -525,16 +524,9 @@ class _Plugin:
 
 
 def _machine() -> dict[str, Any]:
-    import torch
+    from maxpo.benchmarking.timing import machine_description
 
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "platform": platform.platform(), "note": "a 2-core machine shared with other jobs; timings are rough"}
+    return {**machine_description(), "note": "a 2-core machine shared with other jobs; timings are rough"}
 
 
 def _sha(text: str) -> str:
