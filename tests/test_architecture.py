@@ -20,12 +20,12 @@ ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "reference": set(),
     "theory": {"core", "reference"},
-    "figures": set(),  # maxpo.pages.viz and maxpo.pages.settings: plotly and sizes, nothing of maxpo
+    "figures": set(),  # maxpo.figures (viz, settings): plotly and sizes, nothing of maxpo
     "experiments": {"core", "reference", "theory", "figures"},
     "lab": {"core", "figures"},
     "integrations": {"core", "figures"},
     "benchmarking": {"core", "figures"},
-    "widgets": {"core", "reference", "theory", "figures", "experiments"},
+    "explorers": {"core", "reference", "theory", "figures", "experiments"},
 }
 
 
@@ -34,10 +34,7 @@ def layer_of(module: str) -> str | None:
         return None
     if module in CORE_MODULES:
         return "core"
-    top = module.split(".")[1]
-    if top == "pages":
-        return "widgets" if module.startswith("maxpo.pages.widgets") else "figures"
-    return top
+    return module.split(".")[1]  # each folder of maxpo/ is one layer
 
 
 def module_name(path: Path) -> str:
@@ -77,7 +74,7 @@ def test_imports_follow_the_layers() -> None:
 
 @pytest.mark.parametrize("module, layer", [
     ("maxpo.estimators", "core"), ("maxpo.reference", "reference"), ("maxpo.theory.symbolic", "theory"),
-    ("maxpo.pages.viz", "figures"), ("maxpo.pages.widgets.base", "widgets"), ("maxpo.lab.train", "lab"),
+    ("maxpo.figures.viz", "figures"), ("maxpo.explorers.base", "explorers"), ("maxpo.lab.train", "lab"),
 ])
 def test_layer_of(module: str, layer: str) -> None:
     assert layer_of(module) == layer

@@ -2,7 +2,7 @@
 
 Each ``book/*.md`` MyST notebook is read with jupytext and run top to bottom
 with nbclient in a fresh kernel, with ``MAXPO_QUICK=1`` so that chapters use
-their quick sample sizes (``maxpo.pages.settings.sized``). A failing cell, including
+their quick sample sizes (``maxpo.figures.settings.sized``). A failing cell, including
 a failed ``assert`` that checks a derivation, fails the test.
 """
 from __future__ import annotations

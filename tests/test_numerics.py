@@ -12,7 +12,7 @@ import torch
 import maxpo
 from maxpo.benchmarking import results as bench_results
 from maxpo.benchmarking import timing
-from maxpo.pages.settings import torch_threads
+from maxpo.figures.settings import torch_threads
 from maxpo.theory import precision as numerics
 
 

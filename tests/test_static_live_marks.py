@@ -29,7 +29,7 @@ THEORY = ["book/objective", "book/policy_gradient", "book/baselines", "book/cano
 def test_every_theory_chapter_has_a_live_explorer() -> None:
     for docname in THEORY:
         text = (REPO / f"{docname}.md").read_text()
-        assert "## Explore it live" in text and "from maxpo.pages.widgets import" in text, docname
+        assert "## Explore it live" in text and "from maxpo.explorers import" in text, docname
 
 
 def test_widgets_are_marked_as_needing_a_kernel(built_book) -> None:

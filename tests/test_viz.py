@@ -1,4 +1,4 @@
-"""Unit tests of maxpo.pages.viz: renderer output, colours for every method, plotly controls."""
+"""Unit tests of maxpo.figures.viz: renderer output, colours for every method, plotly controls."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import plotly.io as pio
 import pytest
 
 import maxpo
-from maxpo.pages import viz
+from maxpo.figures import viz
 
 
 def _line(k: int) -> list[go.Scatter]:

@@ -1,10 +1,10 @@
-"""Where maxpo.pages.viz puts legends and menus, so that neither squeezes the plot nor hides the other."""
+"""Where maxpo.figures.viz puts legends and menus, so that neither squeezes the plot nor hides the other."""
 from __future__ import annotations
 
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from maxpo.pages import viz
+from maxpo.figures import viz
 
 
 def _traces(v: int) -> list[go.Scatter]:

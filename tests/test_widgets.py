@@ -13,10 +13,10 @@ from fractions import Fraction
 
 import pytest
 
+from maxpo import explorers as widgets
 from maxpo import reference
-from maxpo.pages import widgets
-from maxpo.pages.widgets import figures
-from maxpo.pages.widgets.base import Explorer
+from maxpo.explorers import figures
+from maxpo.explorers.base import Explorer
 
 PLOTLY_JSON = "application/vnd.plotly.v1+json"
 

@@ -14,7 +14,7 @@ network, so this extension serves all three locally:
   ``plotly`` Python package, so the JavaScript always matches the figures'
   JSON. It is copied once to ``_static/plotly/`` and added (synchronously, before
   the page body) only to pages whose HTML contains a plotly figure. Figures
-  themselves are emitted by :mod:`maxpo.pages.viz` as HTML that does not embed
+  themselves are emitted by :mod:`maxpo.figures.viz` as HTML that does not embed
   plotly.js, which keeps each page small.
 * **ipywidgets**: the standalone ``embed.js`` of ``@jupyter-widgets/html-manager``
   (vendored in ``book/_ext/vendor/``, see its README) replaces myst-nb's CDN
@@ -103,7 +103,7 @@ def plotly_js_source() -> Path:
 
 
 #: Set for the notebook kernels that the build starts (they inherit the environment):
-#: ``maxpo.pages.viz`` then emits figures as HTML only, the one MIME type myst-nb renders.
+#: ``maxpo.figures.viz`` then emits figures as HTML only, the one MIME type myst-nb renders.
 BOOK_BUILD_ENV = "MAXPO_BOOK_BUILD"
 
 

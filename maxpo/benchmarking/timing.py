@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 
 import maxpo
-from maxpo.pages.settings import torch_threads
+from maxpo.figures.settings import torch_threads
 
 __all__ = ["machine_description", "time_call", "time_methods"]
 

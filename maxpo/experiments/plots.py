@@ -1,7 +1,7 @@
 """Plotly figures of the bandit study and the maze comparison (for the chapters).
 
 Every figure is built from a results dict (as written by ``python -m
-maxpo.experiments``) and styled by :mod:`maxpo.pages.viz`; the interactive ones use
+maxpo.experiments``) and styled by :mod:`maxpo.figures.viz`; the interactive ones use
 plotly's own dropdowns and sliders, so they work in the static book without a
 kernel. Confidence bands are drawn as filled traces.
 """
@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 
 from maxpo.experiments.bandit_study import NOMINAL, select
 from maxpo.experiments.stats import Z95
-from maxpo.pages import viz
+from maxpo.figures import viz
 
 __all__ = [
     "bias_figure", "gradient_alignment_figure", "k_sweep_figure", "learning_curves_figure",
@@ -46,7 +46,7 @@ def _band(x: Sequence[float], lo: Sequence[float], hi: Sequence[float], color: s
 
 
 def _dropdown(options: dict[str, Any], make_traces: Any, **layout: Any) -> go.Figure:
-    """:func:`maxpo.pages.viz.dropdown_figure` with the menu above the top left of the plot, where a
+    """:func:`maxpo.figures.viz.dropdown_figure` with the menu above the top left of the plot, where a
     title would be (the book's figure captions say what a figure shows); the legend is below."""
     return viz.dropdown_figure(options, make_traces, **layout)
 

@@ -31,8 +31,8 @@ from typing import Any
 import torch
 
 import maxpo
+from maxpo.figures.settings import torch_threads
 from maxpo.integrations.grouping import Scale, check_options, group_scale_factors
-from maxpo.pages.settings import torch_threads
 
 __all__ = ["DIGITS", "LossRow", "TinyRun", "addition_dataset", "char_tokenizer", "contains_answer",
            "recheck", "run_tiny_grpo", "tiny_llama"]

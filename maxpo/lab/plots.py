@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from maxpo.pages import viz
+from maxpo.figures import viz
 
 __all__ = ["seed_band_figure", "run_curves_figure", "summary_rows", "summary_html", "cost_html", "passk_curve_figure",
            "grad_norm_figure", "differences_html", "gradvar_html"]

@@ -26,10 +26,10 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 import maxpo
-from maxpo.pages.widgets import figures
-from maxpo.pages.widgets.base import Explorer, fmt
-from maxpo.pages.widgets.inputs import parse_fractions, parse_numbers
-from maxpo.pages.widgets.summaries import (
+from maxpo.explorers import figures
+from maxpo.explorers.base import Explorer, fmt
+from maxpo.explorers.inputs import parse_fractions, parse_numbers
+from maxpo.explorers.summaries import (
     MAXK_METHODS,
     advantage_summary,
     estimate_summary,
@@ -66,7 +66,7 @@ class _GroupExplorer(Explorer):
 class EstimateExplorer(_GroupExplorer):
     """Type rewards and pick K: the rank weights on the sorted rewards and the max@K estimate for every K.
 
-    ``result`` is the dict of :func:`maxpo.pages.widgets.summaries.estimate_summary`.
+    ``result`` is the dict of :func:`maxpo.explorers.summaries.estimate_summary`.
     """
 
     def __init__(self, rewards: str = "0.2, 0.9, 0.4, 0.4, 0.1, 0.7, 0.3, 0.6", k: int = 3) -> None:
@@ -90,7 +90,7 @@ class GradientExplorer(Explorer):
 
     Controls: ``rewards`` and ``probs`` (Text, one value per action), ``b`` and
     ``k`` (IntSliders). ``result`` is the dict of
-    :func:`maxpo.pages.widgets.summaries.gradient_summary`.
+    :func:`maxpo.explorers.summaries.gradient_summary`.
     """
 
     def __init__(self, rewards: str = "0, 1/2, 1", probs: str = "1/5, 1/2, 3/10", b: int = 4, k: int = 2) -> None:
@@ -121,7 +121,7 @@ class AdvantageExplorer(_GroupExplorer):
 
     Controls: ``rewards`` (Text), ``k`` (IntSlider, its maximum follows B),
     ``method`` (Dropdown over :data:`maxpo.METHODS`). ``result`` is the dict of
-    :func:`maxpo.pages.widgets.summaries.advantage_summary`.
+    :func:`maxpo.explorers.summaries.advantage_summary`.
     """
 
     def __init__(self, rewards: str = "0.1, 0.3, 0.5, 0.7, 0.9", k: int = 2, method: str = "maxpo") -> None:
@@ -150,7 +150,7 @@ class VarianceExplorer(Explorer):
 
     Controls: ``rewards`` and ``probs`` (Text, one value per action), ``b`` and
     ``k`` (IntSliders), ``methods`` (SelectMultiple). ``result`` is the dict of
-    :func:`maxpo.pages.widgets.summaries.variance_summary`.
+    :func:`maxpo.explorers.summaries.variance_summary`.
     """
 
     def __init__(self, rewards: str = "0, 0.5, 1", probs: str = "1/2, 1/3, 1/6", b: int = 5, k: int = 2,

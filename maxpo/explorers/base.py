@@ -5,7 +5,7 @@ An explorer lays out ipywidgets controls above two outputs: ``message`` (an
 computed) and ``plot`` (an ``ipywidgets.Output`` holding the figure). On
 every change of a control it recomputes and *replaces* the figure: the
 Output's ``outputs`` are set to the figure's MIME bundle from the book's
-plotly renderer (:class:`maxpo.pages.viz.BookRenderer`), which JupyterLab draws
+plotly renderer (:class:`maxpo.figures.viz.BookRenderer`), which JupyterLab draws
 with its plotly extension. Nothing is appended, so the cell never grows, and
 no kernel-side ``display`` is needed (the explorers also work when driven
 from plain Python, as the tests do).
@@ -24,7 +24,7 @@ from typing import Any
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
-from maxpo.pages import viz
+from maxpo.figures import viz
 
 __all__ = ["Explorer", "fmt"]
 

@@ -1,22 +1,22 @@
 """ipywidgets explorers for live Jupyter sessions: each plots what it computes (they need a running kernel).
 
-* :mod:`maxpo.pages.widgets.inputs` -- parsing what a reader types, with errors that say where.
-* :mod:`maxpo.pages.widgets.summaries` -- the numbers, as pure functions calling the package.
-* :mod:`maxpo.pages.widgets.figures` -- plotly figures of those numbers.
-* :mod:`maxpo.pages.widgets.base` -- the live plumbing: controls in, figure or in-place error out.
-* :mod:`maxpo.pages.widgets.explorers` -- one explorer per theory chapter.
+* :mod:`maxpo.explorers.inputs` -- parsing what a reader types, with errors that say where.
+* :mod:`maxpo.explorers.summaries` -- the numbers, as pure functions calling the package.
+* :mod:`maxpo.explorers.figures` -- plotly figures of those numbers.
+* :mod:`maxpo.explorers.base` -- the live plumbing: controls in, figure or in-place error out.
+* :mod:`maxpo.explorers.explorers` -- one explorer per theory chapter.
 """
 from __future__ import annotations
 
-from maxpo.pages.widgets.explorers import (
+from maxpo.explorers.explorers import (
     AdvantageExplorer,
     EstimateExplorer,
     GradientExplorer,
     PrecisionExplorer,
     VarianceExplorer,
 )
-from maxpo.pages.widgets.inputs import parse_fractions, parse_numbers
-from maxpo.pages.widgets.summaries import (
+from maxpo.explorers.inputs import parse_fractions, parse_numbers
+from maxpo.explorers.summaries import (
     MAXK_METHODS,
     advantage_summary,
     estimate_summary,

@@ -1,8 +1,8 @@
 """Plotly figures of the explorers' summaries (pure: a summary in, a ``go.Figure`` out).
 
 Each function takes the dict of the matching function in
-:mod:`maxpo.pages.widgets.summaries` and draws it in the book's style
-(:mod:`maxpo.pages.viz`: template, one colour per method).
+:mod:`maxpo.explorers.summaries` and draws it in the book's style
+(:mod:`maxpo.figures.viz`: template, one colour per method).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from maxpo.pages import viz
+from maxpo.figures import viz
 
 __all__ = ["advantage_figure", "estimate_figure", "gradient_figure", "precision_figure", "variance_figure"]
 

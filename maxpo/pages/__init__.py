@@ -1,1 +1,0 @@
-"""maxpo.pages."""
