@@ -411,3 +411,30 @@ def test_a_comparison_file_describes_its_runs(tmp_path: Path) -> None:
     # the second call only gathered: the runs' times are unchanged, the gathering call's are new
     assert (prov["started"], prov["finished"]) == (first["provenance"]["started"], first["provenance"]["finished"])
     assert prov["gathered"]["command"].endswith("--resume") and prov["gathered"]["started"] >= prov["finished"]
+
+
+@pytest.mark.parametrize("budget, passes", [("100", []), ("100000", ["0,1", "0,1,2,3,4"])])
+def test_gpu_session_never_starts_a_pass_without_time(budget: str, passes: list[str], tmp_path: Path) -> None:
+    """The script's budget arithmetic, with a stand-in interpreter that records what it was asked to run.
+
+    With less than a minute left (budget 100 s less the 90 s reserve) no comparison starts: ``timeout 0``
+    would mean no limit and a negative limit makes ``timeout`` fail. With time, the 2-seed pass runs
+    first, then the 5-seed pass resumes the same work directory.
+    """
+    import shutil
+
+    (tmp_path / "benchmarks").mkdir()
+    shutil.copy(ROOT / "benchmarks" / "gpu_session.sh", tmp_path / "benchmarks")
+    log = tmp_path / "calls.txt"
+    stub = tmp_path / "fake-python"
+    stub.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    stub.chmod(0o755)
+    res = subprocess.run(["bash", "benchmarks/gpu_session.sh", "abc123"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "PYTHON": str(stub), "MAXPO_GPU_BUDGET": budget,
+                                                     "OUT": str(tmp_path / "out")})
+    assert res.returncode == 0, res.stderr
+    calls = [line for line in log.read_text().splitlines() if "maxpo.lab compare" in line]
+    assert [c.split("--seeds ")[1].split()[0] for c in calls] == passes, calls
+    assert all("--resume" in c for c in calls)
+    if not passes:
+        assert res.stderr.count("skipped the comparison") == 2

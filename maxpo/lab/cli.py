@@ -127,9 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="The MaxPO lab: warm-start a small language model on countdown puzzles, then train it with "
         "group-based RL whose advantage estimator is a switch (MaxPO, PKPO, GRPO, ...), and evaluate pass@k / max@k.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="presets: smoke (CPU; one run 10 to 30 s, the default 3 x 3 comparison about 2.5 minutes with the "
-        "warm start), cpu (the "
-        "longer CPU comparison), gpu (one GPU), pretrained (a local Hugging Face model: --model-path DIR).\n"
+        epilog="presets: smoke (CPU, one core: one run about 20 s with its warm start, the default 3 x 3 comparison "
+        "about 1 minute once the warm start is cached; measured on an idle 2-core AMD EPYC, and longer in "
+        "proportion to the machine's load), cpu (the longer CPU comparison), gpu (one GPU), pretrained (a local "
+        "Hugging Face model: --model-path DIR).\n"
         "Warm starts are cached in $MAXPO_LAB_CACHE (default ~/.cache/maxpo/lab); "
         "copy or move its files to reuse them.\n"
         "Multi-GPU / multi-node: launch the same command with torchrun.",
