@@ -245,3 +245,196 @@ def test_gpu_session_without_git_needs_the_commit(tmp_path: Path) -> None:
     res = subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=tmp_path, capture_output=True, text=True,
                          env={**os.environ, "GIT_DIR": str(tmp_path / "no-git"), "MAXPO_GIT_COMMIT": ""}, timeout=60)
     assert res.returncode == 2 and "usage" in res.stderr and "commit" in res.stderr
+
+
+# --- what a user hit (issue 18 §2): each as a CLI call ------------------------------------------
+
+
+def _interrupt_when(proc: subprocess.Popen[str], metrics: Path, records: int) -> str:
+    """SIGTERM ``proc`` once ``metrics`` holds ``records`` training records; return its stderr."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and (not metrics.exists() or metrics.read_text().count('"train"') < records):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    return err
+
+
+def test_an_interrupted_compare_says_how_to_continue_the_comparison(tmp_path: Path) -> None:
+    work, out = tmp_path / "w", tmp_path / "c.json"
+    env = {**os.environ, "MAXPO_LAB_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    args = ["compare", *FAST, "--steps", "100000", "--eval-every", "1000", "--checkpoint-every", "1000",
+            "--methods", "grpo", "--seeds", "0", "--work-dir", str(work), "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "maxpo.lab", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    err = _interrupt_when(proc, work / "grpo-s0" / "metrics.jsonl", 2)
+    hint = err.strip().splitlines()[-1]
+    assert "checkpoint of step" in hint and str(work / "grpo-s0") in hint
+    # the whole comparison's command, not the single run's
+    assert "continue with: python -m maxpo.lab compare " in hint and hint.endswith("--resume"), hint
+    assert "maxpo.lab train" not in hint and f"--work-dir {work}" in hint
+
+
+def test_an_interrupt_before_training_still_says_what_to_do(tmp_path: Path) -> None:
+    """Ctrl-C while the command is still checking its input: no bare 'interrupted'."""
+    code = ("import sys, maxpo.lab.train as t\n"
+            "def stop(cfg): raise KeyboardInterrupt\n"
+            "t.validate = stop\n"
+            "from maxpo.lab.cli import main\n"
+            f"sys.exit(main(['train', *{FAST!r}, '--out', {str(tmp_path / 'run')!r}]))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "MAXPO_LAB_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 130 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.strip() == "interrupted before anything was written; run the same command again"
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_interrupted_run_names_the_whole_resume_command(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    env = {**os.environ, "MAXPO_LAB_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "maxpo.lab", "train", *FAST, "--steps", "100000", "--eval-every",
+                             "1000", "--checkpoint-every", "1000", "--out", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    err = _interrupt_when(proc, run / "metrics.jsonl", 2)
+    assert err.strip().splitlines()[-1].endswith(f"continue with: python -m maxpo.lab train --out {run} --resume")
+
+
+@pytest.mark.parametrize("damage", ["empty", "first line cut", "training records gone"])
+def test_resume_refuses_to_drop_a_lost_history(damage: str, done_run: Path, tmp_path: Path) -> None:
+    """A checkpoint at step 2 but a metrics file without steps 0-2: refused, and the file is left as it was."""
+    run = _copy(done_run, tmp_path / "run")
+    (run / "summary.json").unlink()  # as if stopped at the step-2 checkpoint
+    metrics = run / "metrics.jsonl"
+    lines = metrics.read_text().splitlines()
+    text = {"empty": "", "first line cut": lines[0][:15],
+            "training records gone": "\n".join(x for x in lines if '"train"' not in x) + "\n"}[damage]
+    metrics.write_text(text)
+    assert_refused(lab(["train", "--out", str(run), "--resume", "--steps", "4"], tmp_path / "cache"), str(metrics),
+                   "history")
+    assert metrics.read_text() == text and not (run / "summary.json").exists()
+
+
+def test_compare_refuses_seed_and_eval_run_refuses_a_preset(done_run: Path, tmp_path: Path) -> None:
+    res = lab(["compare", *FAST, "--seed", "3", "--work-dir", str(tmp_path / "w"), "--out", str(tmp_path / "c.json")],
+              tmp_path / "cache")
+    assert_refused(res, "--seed")
+    assert not (tmp_path / "w").exists()
+    assert_refused(lab(["eval", "--run", str(done_run), "--preset", "cpu"], tmp_path / "cache"), "--preset",
+                   "saved configuration")
+    assert_refused(lab(["eval", "--run", str(done_run), "--config", str(done_run / "config.json")],
+                       tmp_path / "cache"), "--config")
+
+
+def test_eval_of_a_run_uses_its_saved_configuration(done_run: Path, tmp_path: Path) -> None:
+    """The run was trained with 8 held-out puzzles x 8 answers (not smoke's defaults): eval --run keeps them."""
+    res = lab(["eval", "--run", str(done_run), "--no-progress"], tmp_path / "cache")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert (out["n_prompts"], out["n_samples"]) == (8, 8), out
+
+
+@pytest.mark.parametrize("args, names", [
+    (["train", "--preset", "foo", "--out", "x"], ["--preset", "foo"]),
+    (["train", "--out", "x", "--stepz", "3"], ["--stepz"]),
+    (["train", "--ste", "3", "--out", "x"], ["--ste"]),  # no abbreviations: --ste is not --steps
+    (["compare", "--work-dir", "w"], ["--out"]),
+    (["flyaway"], ["flyaway"]),
+])
+def test_usage_errors_are_one_line(args: list[str], names: list[str], tmp_path: Path) -> None:
+    assert_refused(lab(args, tmp_path / "cache", cwd=tmp_path), *names)
+    assert not (tmp_path / "x").exists()
+
+
+def test_refused_commands_leave_no_directory_behind(tmp_path: Path) -> None:
+    new = tmp_path / "deep" / "run"
+    assert_refused(lab(["train", *FAST, "--k", "0", "--out", str(new)], tmp_path / "cache"), "--k")
+    assert not (tmp_path / "deep").exists()
+    res = lab(["compare", *FAST, "--methods", "grpo,nope", "--seeds", "0", "--work-dir", str(tmp_path / "w"),
+               "--out", str(tmp_path / "out" / "c.json")], tmp_path / "cache")
+    assert_refused(res, "nope")
+    assert not (tmp_path / "w").exists() and not (tmp_path / "out").exists()
+    # a model directory that fails to load after the run's config.json was written: the directory goes too
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    blocker = tmp_path / "no-transformers" / "transformers"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('transformers is not installed here')\n")
+    assert_refused(lab(["train", *FAST, "--model-path", str(model), "--out", str(tmp_path / "r")], tmp_path / "cache",
+                       extra_path=blocker.parent), str(model))
+    assert not (tmp_path / "r").exists()
+    # an existing directory is never removed
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    assert_refused(lab(["train", *FAST, "--k", "0", "--out", str(kept)], tmp_path / "cache"), "--k")
+    assert kept.is_dir()
+
+
+def test_checkpoint_messages_are_whole_sentences(done_run: Path, tmp_path: Path) -> None:
+    run = _copy(done_run, tmp_path / "run")
+    ckpt = run / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    res = lab(["eval", "--run", str(run), "--no-progress"], tmp_path / "cache")
+    assert_refused(res, str(ckpt), "truncated")
+    line = res.stderr.strip()
+    assert line.endswith(")") and line.count("(") == line.count(")"), line
+
+
+def test_help_of_a_flag_no_preset_sets_says_none(tmp_path: Path) -> None:
+    res = lab(["train", "--help"], tmp_path / "cache")
+    text = " ".join(res.stdout.split())
+    i = text.index("--model-path MODEL_PATH a local")  # the option's entry, not the usage line
+    model_path_help = text[i:text.index(" --", i + 20)]
+    assert model_path_help.endswith("the pretrained preset needs it (default: none)"), model_path_help
+
+
+def test_a_comparison_file_describes_its_runs(tmp_path: Path) -> None:
+    """Top-level provenance: the runs' commit, machine and times; the gathering call inside ``gathered``."""
+    out = tmp_path / "c.json"
+    args = ["compare", *FAST, "--steps", "2", "--methods", "grpo,maxpo", "--seeds", "0", "--work-dir",
+            str(tmp_path / "w"), "--out", str(out)]
+    res = lab(args, tmp_path / "cache")
+    assert res.returncode == 0, res.stderr
+    first = json.loads(out.read_text())
+    res = lab([*args, "--resume"], tmp_path / "cache")  # gathered again later, runs untouched
+    assert res.returncode == 0, res.stderr
+    data = json.loads(out.read_text())
+    prov = data["provenance"]
+    summaries = [json.loads((tmp_path / "w" / f"{m}-s0" / "summary.json").read_text()) for m in ("grpo", "maxpo")]
+    assert prov["git_commits"] == sorted({s["provenance"]["git_commit"] for s in summaries if
+                                          s["provenance"]["git_commit"]})
+    assert prov["device"] == summaries[0]["provenance"]["device"]
+    assert prov["started"] == min(s["started"] for s in summaries)
+    assert prov["finished"] == max(s["finished"] for s in summaries)
+    # the second call only gathered: the runs' times are unchanged, the gathering call's are new
+    assert (prov["started"], prov["finished"]) == (first["provenance"]["started"], first["provenance"]["finished"])
+    assert prov["gathered"]["command"].endswith("--resume") and prov["gathered"]["started"] >= prov["finished"]
+
+
+@pytest.mark.parametrize("budget, passes", [("100", []), ("100000", ["0,1", "0,1,2,3,4"])])
+def test_gpu_session_never_starts_a_pass_without_time(budget: str, passes: list[str], tmp_path: Path) -> None:
+    """The script's budget arithmetic, with a stand-in interpreter that records what it was asked to run.
+
+    With less than a minute left (budget 100 s less the 90 s reserve) no comparison starts: ``timeout 0``
+    would mean no limit and a negative limit makes ``timeout`` fail. With time, the 2-seed pass runs
+    first, then the 5-seed pass resumes the same work directory.
+    """
+    import shutil
+
+    (tmp_path / "benchmarks").mkdir()
+    shutil.copy(ROOT / "benchmarks" / "gpu_session.sh", tmp_path / "benchmarks")
+    log = tmp_path / "calls.txt"
+    stub = tmp_path / "fake-python"
+    stub.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    stub.chmod(0o755)
+    res = subprocess.run(["bash", "benchmarks/gpu_session.sh", "abc123"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "PYTHON": str(stub), "MAXPO_GPU_BUDGET": budget,
+                                                     "OUT": str(tmp_path / "out")})
+    assert res.returncode == 0, res.stderr
+    calls = [line for line in log.read_text().splitlines() if "maxpo.lab compare" in line]
+    assert [c.split("--seeds ")[1].split()[0] for c in calls] == passes, calls
+    assert all("--resume" in c for c in calls)
+    if not passes:
+        assert res.stderr.count("skipped the comparison") == 2

