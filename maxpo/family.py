@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from maxpo._validate import as_mask, as_reward_tensor
-from maxpo.estimators import KSpec, advantages, maxk_estimate
+from maxpo.estimators import KSpec, advantages
 
 __all__ = [
     "LambdaChoice",
@@ -316,72 +316,59 @@ def batch_optimal_lambda(rewards: Any, k: KSpec, scores: Any, mask: Any = None) 
 
 
 class OffsetToNoise(NamedTuple):
-    r"""Per-group rewards-only diagnostic of loo-1's offset (see :func:`offset_to_noise`)."""
+    r"""Rewards-only diagnostic of loo-1's offset per prompt (see :func:`offset_to_noise`)."""
 
-    offset: torch.Tensor  #: :math:`\bar d`, unbiased for :math:`\delta = \frac{K}{B}(J_K - J_{K-1})`
-    noise: torch.Tensor  #: jackknife estimate of :math:`\mathrm{sd}(\bar d)`
-    ratio: torch.Tensor  #: :math:`|\bar d| / \mathrm{sd}`: the offset-to-noise ratio
+    offset: torch.Tensor  #: mean of :math:`\bar d` over the groups, unbiased for :math:`\delta`
+    noise: torch.Tensor  #: standard deviation of :math:`\bar d` over the groups (Bessel), :math:`\mathrm{sd}(\bar d)`
+    ratio: torch.Tensor  #: :math:`\rho = |\text{offset}| / \text{noise}`, the offset-to-noise ratio
     lam: torch.Tensor  #: :math:`\rho^2/(1+\rho^2)`, the λ* this ratio implies under the assumption
 
 
 def offset_to_noise(rewards: Any, k: int, mask: Any = None) -> OffsetToNoise:
-    r"""Loo-1's offset and its in-batch noise, from rewards alone, per group.
+    r"""Loo-1's offset and the noise of its in-batch estimate, from rewards alone, per prompt.
 
-    MaxPO is loo-1 minus an in-batch estimate :math:`\bar d` of loo-1's offset
-    :math:`\delta = \frac{K}{B}(J_K - J_{K-1})`; here
+    ``rewards`` is ``(..., G, B)``: ``G >= 2`` groups of ``B`` samples of the *same*
+    prompt (dimension -2), leading dimensions are prompts. MaxPO is loo-1 minus an
+    in-batch estimate :math:`\bar d` of loo-1's offset
+    :math:`\delta = \frac{K}{B}(J_K - J_{K-1})`; for each group
     :math:`\bar d = \frac1B\sum_i A^{\text{loo-1}}_i = \frac{K}{B}(\hat\rho_K - \hat\rho_{K-1})`
-    (U-statistics of the group, so :math:`E\bar d = \delta`). Its noise
-    :math:`\mathrm{sd}(\bar d)` is estimated by the jackknife over the group's samples,
-    :math:`\widehat{\mathrm{Var}} = \frac{B-1}{B}\sum_i(\bar d_{-i} - \overline{\bar d_{-\cdot}})^2`
-    with :math:`\bar d_{-i}` the same statistic (same B and K weights) on the B - 1 others.
+    (U-statistics, so :math:`E\bar d = \delta`). Over the G groups, ``offset`` is the
+    mean of :math:`\bar d` and ``noise`` its standard deviation (divisor G - 1), and
+    ``ratio`` :math:`\rho = |\text{offset}|/\text{noise}` estimates
+    :math:`\delta/\mathrm{sd}(\bar d)` (NaN where both are 0: no reward spread).
 
-    The book's rule (bandit chapter): MaxPO beats loo-1 when :math:`\rho = \delta/\mathrm{sd}(\bar d) > 1`,
-    and under the same approximations the best member of the family is
-    :math:`\lambda^\star \approx \rho^2/(1+\rho^2)`. **Assumption:** the rule holds when
-    the best constant shift of loo-1's advantages is δ, i.e.
-    :math:`E\langle g_0, \sum_i S_i\rangle = \delta\,E\|\sum_i S_i\|^2`, which is true when
-    the score vectors are exchangeable and uncorrelated with the rewards given the
-    group (a bandit's softmax policy with its scores bounded independently of the
-    reward, in the book's studies). It fails when correct and wrong answers have
-    different score norms: in the lab's language model wrong answers were longer and
-    less probable, and MaxPO had the *higher* variance although :math:`\rho > 1.5` for
-    most prompts (see the book's lab chapter). When per-sample gradients are
-    available, prefer :func:`batch_optimal_lambda`, which needs no assumption.
+    The book's rule (bandit chapter): MaxPO beats loo-1 when :math:`\rho > 1`, and
+    under the same approximations the best member of the family is
+    :math:`\lambda^\star \approx \rho^2/(1+\rho^2)` (``lam``). **Assumption:** the
+    best constant shift of loo-1's advantages is δ,
+    :math:`E\langle g_0, \sum_i S_i\rangle = \delta\,E\|\sum_i S_i\|^2`. It holds
+    when the score norm does not vary with the reward (in mean, given the reward)
+    and the scores of distinct samples are uncorrelated given the rewards
+    (:mod:`maxpo.theory.family_variance` states it exactly); the book's bandits come
+    close (best shift within a few per cent of δ). It fails when correct and wrong
+    answers have different score norms: in the lab's language model wrong answers
+    were longer and less probable, and MaxPO had the *higher* variance although
+    :math:`\rho > 1.5` for most prompts (see the book's lab chapter). When
+    per-sample gradients are available, use :func:`batch_optimal_lambda` instead,
+    which needs no assumption.
 
-    Single-group values are noisy; average ``offset`` over groups of one prompt before
-    dividing. Requires ``2 <= k <= B - 1`` in every group (then each leave-one-out
-    group still has ``k`` samples).
-    ``ratio`` is NaN where offset and noise are both 0 (no reward spread).
+    Requires ``2 <= k <= B - 1`` in every group and ``G >= 2``.
 
     Returns:
-        :class:`OffsetToNoise` of tensors of shape ``rewards.shape[:-1]`` (float64).
+        :class:`OffsetToNoise` of float64 tensors of shape ``rewards.shape[:-2]``.
     """
     if isinstance(k, dict):
         raise TypeError("offset_to_noise takes a single integer k (the offset of a mixture is not one δ)")
     a_loo1, _, _ = _ends(rewards, k, mask, "offset_to_noise")
-    t, _ = as_reward_tensor(rewards)
-    t = t.to(_WORK)
-    n_full = t.shape[-1]
-    m = as_mask(mask, t.shape, t.device)
-    if m is None:
-        m = torch.ones(t.shape, dtype=torch.bool, device=t.device)
-    counts = m.sum(-1)
-    batch = tuple(t.shape[:-1])
-    n = counts.to(_WORK)
-    offset = (a_loo1 * m).sum(-1) / n
-    # leave-one-out copies: row i drops sample i; weights (K/B) with the group's own B
-    eye = torch.eye(n_full, dtype=torch.bool, device=t.device)
-    loo_mask = m.unsqueeze(-2) & ~eye  # (..., B, B)
-    loo_rewards = t.unsqueeze(-2).expand(*batch, n_full, n_full)
-    real_rows = m  # row i exists only if sample i is real
-    safe_mask = torch.where(real_rows.unsqueeze(-1), loo_mask, m.unsqueeze(-2))  # masked rows: any valid group
-    rho_k = maxk_estimate(loo_rewards, k, safe_mask)
-    rho_k1 = maxk_estimate(loo_rewards, k - 1, safe_mask)
-    d_loo = (k / n).unsqueeze(-1) * (rho_k - rho_k1)
-    d_loo = torch.where(real_rows, d_loo, torch.zeros_like(d_loo))
-    d_mean = d_loo.sum(-1, keepdim=True) / n.unsqueeze(-1)
-    dev = torch.where(real_rows, d_loo - d_mean, torch.zeros_like(d_loo))
-    noise = torch.sqrt((n - 1) / n * (dev * dev).sum(-1))
+    if a_loo1.dim() < 2 or a_loo1.shape[-2] < 2:
+        raise ValueError(f"offset_to_noise needs rewards of shape (..., G, B) with G >= 2 groups of the same "
+                         f"prompt along dimension -2 (the noise is the spread of dbar over groups); "
+                         f"got shape {tuple(a_loo1.shape)}")
+    m = as_mask(mask, a_loo1.shape, a_loo1.device)
+    n = a_loo1.new_full(a_loo1.shape[:-1], float(a_loo1.shape[-1])) if m is None else m.sum(-1).to(_WORK)
+    dbar = a_loo1.sum(-1) / n  # masked samples have advantage 0
+    offset = dbar.mean(-1)
+    noise = dbar.std(-1, correction=1)
     ratio = offset.abs() / noise
     lam = ratio * ratio / (1 + ratio * ratio)
     lam = torch.where(torch.isinf(ratio), torch.ones_like(lam), lam)

@@ -205,35 +205,38 @@ def test_family_gradients_by_hand() -> None:
 
 
 # --------------------------------------------------------------------------- offset-to-noise
-def test_offset_to_noise_against_the_jackknife_by_hand() -> None:
-    groups = [[Fraction(0), Fraction(1), Fraction(1, 2), Fraction(0), Fraction(1, 4)],
-              [Fraction(1), Fraction(0), Fraction(0), Fraction(0), Fraction(0)]]
+def test_offset_to_noise_by_hand() -> None:
+    # two prompts, three groups each: dbar per group from U-statistics, then mean and sd over groups
+    prompts = [[[0, 1, "1/2", 0, "1/4"], [1, 0, 0, 0, 0], [0, 0, "1/2", "1/2", 1]],
+               [[1, 1, 0, 0, 0], [0, 0, 0, 0, 0], [1, 0, 1, 1, 0]]]
+    exact = [[[Fraction(x) for x in g] for g in p] for p in prompts]
     k = 2
-    got = offset_to_noise(torch.tensor([[float(x) for x in g] for g in groups], dtype=torch.float64), k)
-    for gi, r in enumerate(groups):
-        b = len(r)
-        dbar = Fraction(k, b) * (reference.maxk_ustat(r, k) - reference.maxk_ustat(r, k - 1))
-        # dbar is also the mean loo-1 advantage
-        assert sum((Fraction(a) for a in reference.advantages(r, k, "pkpo_loo1")), Fraction(0)) / b == dbar
-        rest = [r[:i] + r[i + 1:] for i in range(b)]
-        loo = [Fraction(k, b) * (reference.maxk_ustat(o, k) - reference.maxk_ustat(o, k - 1)) for o in rest]
-        mean = sum(loo, Fraction(0)) / b
-        var = Fraction(b - 1, b) * sum(((x - mean) ** 2 for x in loo), Fraction(0))
-        assert float(got.offset[gi]) == pytest.approx(float(dbar), abs=1e-14)
-        assert float(got.noise[gi]) == pytest.approx(math.sqrt(var), rel=1e-12)
-        rho = float(dbar) / math.sqrt(var)
-        assert float(got.ratio[gi]) == pytest.approx(rho, rel=1e-12)
-        assert float(got.lam[gi]) == pytest.approx(rho * rho / (1 + rho * rho), rel=1e-12)
+    got = offset_to_noise(torch.tensor([[[float(x) for x in g] for g in p] for p in exact], dtype=torch.float64), k)
+    assert got.offset.shape == (2,)
+    for pi, groups in enumerate(exact):
+        dbars = []
+        for r in groups:
+            b = len(r)
+            dbar = Fraction(k, b) * (reference.maxk_ustat(r, k) - reference.maxk_ustat(r, k - 1))
+            # dbar is also the mean loo-1 advantage
+            assert sum((Fraction(a) for a in reference.advantages(r, k, "pkpo_loo1")), Fraction(0)) / b == dbar
+            dbars.append(dbar)
+        mean = sum(dbars, Fraction(0)) / len(dbars)
+        var = sum(((x - mean) ** 2 for x in dbars), Fraction(0)) / (len(dbars) - 1)
+        assert float(got.offset[pi]) == pytest.approx(float(mean), abs=1e-14)
+        assert float(got.noise[pi]) == pytest.approx(math.sqrt(var), rel=1e-12)
+        rho = float(mean) / math.sqrt(var)
+        assert float(got.ratio[pi]) == pytest.approx(rho, rel=1e-12)
+        assert float(got.lam[pi]) == pytest.approx(rho * rho / (1 + rho * rho), rel=1e-12)
 
 
 def test_offset_to_noise_mask_equals_unpadded() -> None:
-    r = torch.tensor([[0.0, 1.0, 0.5, 0.0, 7.0], [1.0, 0.0, 0.25, 0.0, 0.5]], dtype=torch.float64)
-    m = torch.tensor([[True, True, True, True, False], [True] * 5])
+    r = torch.tensor([[0.0, 1.0, 0.5, 0.0, 7.0], [1.0, 0.0, 0.25, 0.0, 9.0]], dtype=torch.float64)
+    m = torch.tensor([[True, True, True, True, False], [True, True, True, True, False]])
     got = offset_to_noise(r, 2, m)
-    alone = offset_to_noise(r[0, :4], 2)
-    assert float(got.offset[0]) == pytest.approx(float(alone.offset), abs=1e-15)
-    assert float(got.noise[0]) == pytest.approx(float(alone.noise), abs=1e-15)
-    assert float(got.noise[1]) == pytest.approx(float(offset_to_noise(r[1], 2).noise), abs=1e-15)
+    alone = offset_to_noise(r[:, :4], 2)
+    assert float(got.offset) == pytest.approx(float(alone.offset), abs=1e-15)
+    assert float(got.noise) == pytest.approx(float(alone.noise), abs=1e-15)
 
 
 # --------------------------------------------------------------------------- bad input
@@ -290,4 +293,8 @@ def test_bad_scores_and_offset_input() -> None:
     with pytest.raises(TypeError, match="single integer k"):
         offset_to_noise(torch.zeros(1, 5), {2: 1.0, 3: 1.0})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="k <= B - 1"):
-        offset_to_noise(torch.zeros(1, 3), 3)
+        offset_to_noise(torch.zeros(2, 3), 3)
+    with pytest.raises(ValueError, match="G >= 2"):
+        offset_to_noise(torch.zeros(1, 5), 2)
+    with pytest.raises(ValueError, match="G >= 2"):
+        offset_to_noise(torch.zeros(5), 2)
