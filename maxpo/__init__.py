@@ -5,6 +5,7 @@ __version__ = "0.1.0"
 
 from maxpo.estimators import METHODS, advantages, maxk_estimate, passk_estimate  # noqa: E402
 from maxpo.family import (  # noqa: E402
+    RunningLambda,
     batch_optimal_lambda,
     family_gradients,
     lambda_advantages,
@@ -16,5 +17,5 @@ from maxpo.family import (  # noqa: E402
 __all__ = [
     "METHODS", "advantages", "maxk_estimate", "passk_estimate", "__version__",
     "lambda_advantages", "variance_quadratic", "optimal_lambda", "family_gradients",
-    "batch_optimal_lambda", "offset_to_noise",
+    "batch_optimal_lambda", "offset_to_noise", "RunningLambda",
 ]

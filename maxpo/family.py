@@ -47,6 +47,7 @@ from maxpo.estimators import KSpec, advantages
 __all__ = [
     "LambdaChoice",
     "OffsetToNoise",
+    "RunningLambda",
     "VarianceQuadratic",
     "batch_optimal_lambda",
     "family_gradients",
@@ -373,3 +374,53 @@ def offset_to_noise(rewards: Any, k: int, mask: Any = None) -> OffsetToNoise:
     lam = ratio * ratio / (1 + ratio * ratio)
     lam = torch.where(torch.isinf(ratio), torch.ones_like(lam), lam)
     return OffsetToNoise(offset=offset, noise=noise, ratio=ratio, lam=lam)
+
+
+class RunningLambda:
+    r"""An adaptive λ for the family, estimated from *earlier* batches only.
+
+    Keeps discounted sums :math:`N = \sum_t \gamma^{T-t}\sum_{\text{groups}}\langle g_a, e\rangle`
+    and :math:`D = \sum_t \gamma^{T-t}\sum_{\text{groups}}\|e\|^2` (:math:`e = g_b - g_a`) over the
+    batches seen so far and proposes :math:`\lambda = -N/D` (the estimate of
+    :func:`batch_optimal_lambda` pooled over batches), or ``initial`` before any
+    informative batch. Use :attr:`lam` for the current batch *before* calling
+    :meth:`update` with it: λ is then fixed given the past, so every step stays
+    unbiased for :math:`\nabla J_K`.
+
+    Args:
+        decay: :math:`\gamma \in (0, 1]`, the weight of the previous sums at each update
+            (1 = all batches weigh the same).
+        initial: λ before any informative batch (default 1.0, MaxPO).
+    """
+
+    def __init__(self, decay: float = 1.0, initial: float = 1.0) -> None:
+        decay = _check_lambda(decay)
+        if not 0 < decay <= 1:
+            raise ValueError(f"decay must be in (0, 1], got {decay}")
+        self.decay = decay
+        self.initial = _check_lambda(initial)
+        self.num = 0.0
+        self.den = 0.0
+
+    @property
+    def lam(self) -> float:
+        """The current λ: ``-num / den``, or ``initial`` while ``den == 0``."""
+        return -self.num / self.den if self.den > 0 else self.initial
+
+    def update_gradients(self, g_a: Any, g_b: Any) -> float:
+        """Add per-group gradients ``(..., d)`` of loo-1 (``g_a``) and MaxPO (``g_b``); returns the new λ."""
+        a = torch.as_tensor(g_a, dtype=_WORK)
+        b = torch.as_tensor(g_b, dtype=_WORK)
+        if a.shape != b.shape or a.dim() < 1:
+            raise ValueError(f"g_a and g_b must have the same shape (..., d), "
+                             f"got {tuple(a.shape)} and {tuple(b.shape)}")
+        if not bool(torch.isfinite(a).all() and torch.isfinite(b).all()):
+            raise ValueError("g_a or g_b contains NaN or infinite values")
+        e = b - a
+        self.num = self.decay * self.num + float((a * e).sum())
+        self.den = self.decay * self.den + float((e * e).sum())
+        return self.lam
+
+    def update(self, rewards: Any, k: KSpec, scores: Any, mask: Any = None) -> float:
+        """Add a batch (as :func:`family_gradients` takes it); returns the λ for the next batch."""
+        return self.update_gradients(*family_gradients(rewards, k, scores, mask))

@@ -298,3 +298,21 @@ def test_bad_scores_and_offset_input() -> None:
         offset_to_noise(torch.zeros(1, 5), 2)
     with pytest.raises(ValueError, match="G >= 2"):
         offset_to_noise(torch.zeros(5), 2)
+
+
+def test_running_lambda_pools_earlier_batches() -> None:
+    from maxpo.family import RunningLambda
+
+    tracker = RunningLambda(decay=0.5)
+    assert tracker.lam == 1.0  # MaxPO before any data
+    ga1, gb1 = [[1.0, 2.0], [0.0, 1.0]], [[2.0, 1.0], [1.0, 1.0]]
+    ga2, gb2 = [[3.0, -1.0]], [[1.0, 0.0]]
+    tracker.update_gradients(ga1, gb1)
+    # by hand: e1 = [[1, -1], [1, 0]]: <g_a, e> = (1 - 2) + 0 = -1, |e|^2 = 2 + 1 = 3
+    assert tracker.lam == pytest.approx(1 / 3)
+    # e2 = [[-2, 1]]: <g_a, e> = -6 - 1 = -7, |e|^2 = 5; discounted: N = -1/2 - 7, D = 3/2 + 5
+    assert tracker.update_gradients(ga2, gb2) == pytest.approx(7.5 / 6.5)
+    with pytest.raises(ValueError, match="decay"):
+        RunningLambda(decay=0.0)
+    with pytest.raises(ValueError, match="same shape"):
+        tracker.update_gradients([[1.0]], [[1.0, 2.0]])
