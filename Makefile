@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test lint lab setup browser clean
+.PHONY: book book-full check test lint lab setup browser clean
 
 setup: $(STAMP)
 
@@ -22,8 +22,14 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing: install Debian's 'chromium' package (the browser test will be skipped)"; fi; }
 
+# incremental: re-executes only the chapters whose source, imported maxpo code or data changed since
+# the last build (jupyter-cache in _build/.jupyter_cache; book/_ext/chapter_deps.py decides)
 book: $(STAMP)
-	$(VENV)/bin/jupyter-book build -W --keep-going --all .
+	$(VENV)/bin/jupyter-book build -W --keep-going .
+
+# from scratch: every page re-read and every chapter executed, no cache (what CI's build test does)
+book-full: $(STAMP)
+	MAXPO_BOOK_FORCE=1 $(VENV)/bin/jupyter-book build -W --keep-going --all .
 
 # JupyterLab on the book: the chapters' .md files open as notebooks (jupytext; book/_jupyter
 # makes that the default viewer). Extra options: make lab LAB_ARGS="--port 8890 --no-browser"
