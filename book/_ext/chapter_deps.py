@@ -67,9 +67,10 @@ def module_file(name: str) -> Path | None:
     return None
 
 
-def _imports(code: str) -> set[str]:
-    """Module names ``code`` imports from maxpo (including ``from maxpo.x import submodule``)."""
-    names = set(_DOTTED.findall(code))
+def _imports(code: str, dotted: bool = False) -> set[str]:
+    """Module names ``code`` imports from maxpo (including ``from maxpo.x import submodule``); with
+    ``dotted``, also every ``maxpo.x.y`` named anywhere in it (a code cell's ``python -m maxpo.lab``)."""
+    names = set(_DOTTED.findall(code)) if dotted else set()
     text = "\n".join(ln for ln in code.splitlines() if not ln.lstrip().startswith(("%", "!")))
     try:
         tree = ast.parse(text)
@@ -87,7 +88,7 @@ def _imports(code: str) -> set[str]:
 
 def module_closure(code: Iterable[str]) -> list[Path]:
     """Files of every maxpo module the code imports, transitively, with their parent packages."""
-    todo = set().union(*(_imports(c) for c in code))
+    todo = set().union(*(_imports(c, dotted=True) for c in code))
     if todo:
         todo.add("maxpo")
     seen: dict[str, Path] = {}
@@ -101,6 +102,8 @@ def module_closure(code: Iterable[str]) -> list[Path]:
                 continue
             seen[mod] = path
             todo |= _imports(path.read_text(encoding="utf-8")) - seen.keys()
+            if path.name == "__init__.py" and (path.parent / "__main__.py").is_file():
+                todo.add(f"{mod}.__main__")  # a package may be run as ``python -m``: count its entry point
     return sorted(set(seen.values()))
 
 
