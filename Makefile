@@ -43,8 +43,19 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# the complete suite (what CI runs): lint, types, every test
 test: $(STAMP) browser lint
 	$(PY) -m pytest
+
+# the fast tier, after every change: lint, types and every test not marked as needing the book build,
+# a browser, JupyterLab, DDP, a GPU, end-to-end training or otherwise slow (markers in pyproject.toml);
+# prints its wall time
+CHECK_MARKERS := not (book or browser or jupyterlab or ddp or training or gpu or slow)
+check: $(STAMP)
+	@start=$$(date +%s); \
+	  $(VENV)/bin/ruff check . && $(VENV)/bin/mypy && $(PY) -m pytest -q -m "$(CHECK_MARKERS)"; rc=$$?; \
+	  echo "make check: $$(( $$(date +%s) - start )) s wall on $$(nproc) cores (load: $$(cut -d' ' -f1-3 /proc/loadavg))"; \
+	  exit $$rc
 
 clean:
 	rm -rf _build
