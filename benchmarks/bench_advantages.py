@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -23,7 +22,8 @@ from pathlib import Path
 import torch
 
 import maxpo
-from maxpo.benchmarking.timing import machine_description, time_call
+from maxpo.benchmarking.timing import time_call
+from maxpo.provenance import git_state, machine_description
 
 SIZES = [(4096, 16, 4), (1024, 64, 8), (256, 256, 32), (64, 1024, 64), (16, 4096, 256)]
 
@@ -34,16 +34,11 @@ def _time(fn: Callable[[], object], device: torch.device, min_time: float, max_r
 
 
 def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                             cwd=Path(__file__).resolve().parent)
-        # "+dirty" when the measured code (the package or this script) has uncommitted changes
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "maxpo", "benchmarks/*.py"],
-            capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
-        return out.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
+    """HEAD, with "+dirty" when the measured code (the package or these scripts) has uncommitted changes."""
+    state = git_state(["maxpo", "benchmarks/*.py"], untracked=False)
+    if state["commit"] is None:
         return "unknown"
+    return f"{state['commit']}{'+dirty' if state['dirty'] else ''}"
 
 
 def run(device: torch.device, sizes: list[tuple[int, int, int]], min_time: float, pairwise_max_b: int,

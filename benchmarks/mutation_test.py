@@ -524,17 +524,13 @@ class _Plugin:
 
 
 def _machine() -> dict[str, Any]:
-    from maxpo.benchmarking.timing import machine_description
+    from maxpo.provenance import machine_description
 
     return {**machine_description(), "note": "a 2-core machine shared with other jobs; timings are rough"}
 
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
 
 def run_target(target: Target, items: list[Any], only: str | None, timeout_factor: float,
@@ -604,6 +600,8 @@ def run_target(target: Target, items: list[Any], only: str | None, timeout_facto
 
 def _report(target: Target, source: str, mutants: list[Mutant], survivors_of: str | None, clean_seconds: float,
             only: str | None) -> dict[str, Any]:
+    from maxpo.provenance import git_state
+
     done = [m for m in mutants if m.status != "pending"]
     killed = sum(m.status in ("killed", "timeout") for m in done)
     equivalent = sum(m.equivalent is not None for m in done)
@@ -619,8 +617,7 @@ def _report(target: Target, source: str, mutants: list[Mutant], survivors_of: st
         "functions": list(target.functions) if target.functions else "all",
         "tests": [str(Path(a).relative_to(ROOT)) if a.startswith(str(ROOT)) else a for a in _test_args(target)],
         "machine": _machine(),
-        "commit": _git("rev-parse", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--", "maxpo", "tests", "benchmarks/mutation_test.py")),
+        **git_state(["maxpo", "tests", "benchmarks/mutation_test.py"]),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "complete": len(done) == len(mutants) and not only,

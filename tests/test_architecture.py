@@ -19,13 +19,14 @@ CORE_MODULES = {"maxpo", "maxpo.estimators", "maxpo._validate", "maxpo.lstatisti
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "reference": set(),
-    "theory": {"core", "reference"},
+    "provenance": set(),  # maxpo.provenance: machine, versions, git; stdlib and torch only
+    "theory": {"core", "reference", "provenance"},
     "figures": set(),  # maxpo.figures (viz, settings): plotly and sizes, nothing of maxpo
-    "experiments": {"core", "reference", "theory", "figures"},
-    "lab": {"core", "figures"},
-    "integrations": {"core", "figures"},
-    "benchmarking": {"core", "figures"},
-    "explorers": {"core", "reference", "theory", "figures", "experiments"},
+    "experiments": {"core", "reference", "theory", "figures", "provenance"},
+    "lab": {"core", "figures", "provenance"},
+    "integrations": {"core", "figures", "provenance"},
+    "benchmarking": {"core", "figures", "provenance"},
+    "explorers": {"core", "reference", "theory", "figures", "experiments", "provenance"},
 }
 
 
@@ -34,7 +35,7 @@ def layer_of(module: str) -> str | None:
         return None
     if module in CORE_MODULES:
         return "core"
-    return module.split(".")[1]  # each folder of maxpo/ is one layer
+    return module.split(".")[1]  # each folder of maxpo/ is one layer (and maxpo.provenance its own)
 
 
 def module_name(path: Path) -> str:
@@ -75,6 +76,7 @@ def test_imports_follow_the_layers() -> None:
 @pytest.mark.parametrize("module, layer", [
     ("maxpo.estimators", "core"), ("maxpo.reference", "reference"), ("maxpo.theory.symbolic", "theory"),
     ("maxpo.figures.viz", "figures"), ("maxpo.explorers.base", "explorers"), ("maxpo.lab.train", "lab"),
+    ("maxpo.provenance", "provenance"),
 ])
 def test_layer_of(module: str, layer: str) -> None:
     assert layer_of(module) == layer

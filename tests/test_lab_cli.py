@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.training  # real `python -m maxpo.lab` runs, several of which train: left out of make check
+
 ROOT = Path(__file__).resolve().parents[1]
 #: A run of a few seconds without a warm start: the RL starts from the untrained GPT.
 FAST = ["--preset", "smoke", "--warmstart-steps", "0", "--eval-prompts", "8", "--eval-samples", "8",

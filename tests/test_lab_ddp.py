@@ -26,6 +26,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.ddp
 @pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                     reason="needs gloo")
 def test_two_cpu_processes_match_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

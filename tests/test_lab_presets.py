@@ -24,6 +24,8 @@ from maxpo.lab.metrics import read_metrics
 from maxpo.lab.train import train, validate
 from maxpo.lab.warmstart import build_policy, heldout_settings, save_warm_start
 
+pytestmark = pytest.mark.training  # every preset trains a step: left out of make check
+
 torch.set_num_threads(1)
 
 #: The presets whose evaluation is too slow for the CPU at its real size (checked, then lowered).

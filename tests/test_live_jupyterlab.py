@@ -41,7 +41,7 @@ import pytest
 
 from conftest import REPO
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.browser, pytest.mark.jupyterlab, pytest.mark.timeout(900)]
 
 #: The chapter the reader opens, and the explorer's figure inside the widget Output.
 CHAPTER = "baselines.md"

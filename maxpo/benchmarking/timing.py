@@ -8,22 +8,21 @@ build-time measurements and ``benchmarks/bench_advantages.py`` both use it.
 * :func:`time_methods` -- :func:`time_call` of ``maxpo.advantages`` (and of
   ``torch.sort``, the floor of any sort-based method) over sizes and methods.
 * :func:`machine_description` -- CPU or GPU model, cores, threads, versions and
-  the allocator settings that change small-group CPU timings.
+  the allocator settings that change small-group CPU timings (defined in
+  :mod:`maxpo.provenance`, re-exported here).
 """
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Literal
 
 import torch
 
 import maxpo
 from maxpo.figures.settings import torch_threads
+from maxpo.provenance import machine_description
 
 __all__ = ["machine_description", "time_call", "time_methods"]
 
@@ -80,41 +79,3 @@ def time_methods(sizes: Sequence[tuple[int, int, int]], methods: Sequence[str], 
                 rows.append({"groups": groups, "B": b, "K": k, "method": name,
                              "seconds": time_call(fn, min_time=min_time)})
     return rows
-
-
-def _cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
-def machine_description(device: torch.device | str = "cpu") -> dict[str, object]:
-    """Where a measurement ran: platform, CPU (or GPU) model, cores, torch threads, versions, allocator settings.
-
-    Keys: ``platform``, ``processor``, ``cpu_count``, ``torch_threads``,
-    ``python``, ``torch``, ``device``, ``allocator_env`` (``MALLOC_*``,
-    ``LD_PRELOAD``, ``OMP_NUM_THREADS``: fresh glibc blocks over 128 KiB cost
-    page faults, which changes small-group CPU timings), and ``gpu`` on CUDA
-    or ``cpu_model`` on the CPU.
-    """
-    device = torch.device(device)
-    info: dict[str, object] = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "device": str(device),
-        "allocator_env": {k: v for k, v in os.environ.items()
-                          if k.startswith("MALLOC_") or k in ("LD_PRELOAD", "OMP_NUM_THREADS")},
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    else:
-        info["cpu_model"] = _cpu_model() or info["processor"]
-    return info

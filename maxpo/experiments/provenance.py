@@ -1,12 +1,10 @@
-"""Where a result came from: command, code version, software, machine, time."""
+"""Where a result came from: command, code version, software, machine, time (git through :mod:`maxpo.provenance`)."""
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,22 +12,13 @@ from typing import Any
 import torch
 
 import maxpo
+from maxpo.provenance import REPO, git_state, utc_now
 
 __all__ = ["provenance", "git_commit", "clean_json", "write_json", "read_json"]
 
-_REPO = Path(__file__).resolve().parents[2]
-
-
-def git_commit(repo: Path = _REPO) -> dict[str, Any]:
+def git_commit(repo: Path = REPO) -> dict[str, Any]:
     """``{"commit": HEAD or None, "dirty": True if maxpo/ differs from HEAD}`` (None outside git)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--", "maxpo"], cwd=repo, capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        return {"commit": head, "dirty": bool(status)}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+    return git_state(["maxpo"], cwd=repo)
 
 
 def provenance(command: str, seconds: float) -> dict[str, Any]:
@@ -46,7 +35,7 @@ def provenance(command: str, seconds: float) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "wall_seconds": round(seconds, 2),
-        "date_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "date_utc": utc_now(),
     }
 
 
