@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "maxpo"
-CORE_MODULES = {"maxpo", "maxpo.estimators", "maxpo._validate", "maxpo.lstatistics"}
+CORE_MODULES = {"maxpo", "maxpo.estimators", "maxpo._validate", "maxpo.lstatistics", "maxpo.family"}
 
 #: layer -> layers it may import (besides itself)
 ALLOWED: dict[str, set[str]] = {
