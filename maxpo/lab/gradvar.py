@@ -39,7 +39,8 @@ come from a bootstrap over prompts, paired across estimators (:func:`bootstrap_p
   :math:`v_1 = \operatorname{tr}\operatorname{Cov}(g_0, e)`, :math:`v_2 = \operatorname{tr}\operatorname{Var} e`;
   :math:`\lambda^* = v_1 / v_2` (:func:`family_summary`);
 * the **best constant shift** of loo-1 per prompt, :math:`A = A_{\text{loo-1}} - c`:
-  :math:`c^*_p = \operatorname{tr}\operatorname{Cov}(h^{\text{loo-1}}_p, \Sigma_p) / \operatorname{tr}\operatorname{Var}\Sigma_p`,
+  :math:`c^*_p = \operatorname{tr}\operatorname{Cov}(h^{\text{loo-1}}_p, \Sigma_p)
+  / \operatorname{tr}\operatorname{Var}\Sigma_p`,
   against loo-1's offset :math:`\delta_p`, estimated by the average over repeats of
   the group's mean loo-1 advantage (unbiased: MaxPO's advantages sum to zero and
   :math:`E[A_{\text{loo-1},i}] = \delta`);
@@ -55,6 +56,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from maxpo.family import VarianceQuadratic
 from maxpo.lab.config import LabConfig
 from maxpo.lab.evaluate import encode_prompt
 from maxpo.lab.loss import advantage_scale, policy_loss, scaled_advantages
@@ -144,7 +146,7 @@ class PromptMoments:
         self.repeats += 1
 
     def trace_cov(self, a: str, b: str) -> np.ndarray:
-        """Per prompt, the unbiased :math:`\operatorname{tr}\operatorname{Cov}(a, b)` (see the class docstring)."""
+        r"""Per prompt, the unbiased :math:`\operatorname{tr}\operatorname{Cov}(a, b)` (see the class docstring)."""
         r = self.repeats
         if r < 2:
             raise ValueError(f"a covariance needs at least 2 repeats, got {r}")
@@ -158,14 +160,19 @@ class PromptMoments:
 def family_summary(v0: float, v1: float, v2: float) -> dict[str, float]:
     r"""The variance curve :math:`V(\lambda) = v_0 - 2\lambda v_1 + \lambda^2 v_2` of the loo-1/MaxPO family.
 
+    The sign convention is :math:`g(\lambda) = g_0 - \lambda e`, :math:`e = g_0 - g_{\text{MaxPO}}`
+    (MATH.md); :func:`maxpo.family.variance_quadratic` writes the same curve with
+    :math:`e' = -e`, and its :class:`~maxpo.family.VarianceQuadratic` does the arithmetic here.
     :math:`\lambda = 0` is loo-1 and :math:`\lambda = 1` MaxPO; :math:`\lambda^* = v_1 / v_2` minimises it
     (``v2 > 0`` required) and :math:`V(\lambda^*) = v_0 - v_1^2 / v_2`. Returns ``lambda_star``,
     ``var_star_over_var1`` :math:`= V(\lambda^*)/V(1)` and ``var0_over_var1`` :math:`= V(0)/V(1)`.
     """
     if not v2 > 0:
         raise ValueError(f"the family's curvature v2 must be positive, got {v2}")
-    var1 = v0 - 2 * v1 + v2
-    return {"lambda_star": v1 / v2, "var_star_over_var1": (v0 - v1 * v1 / v2) / var1, "var0_over_var1": v0 / var1}
+    q = VarianceQuadratic(*(torch.tensor(x, dtype=torch.float64) for x in (v0, -v1, v2)))
+    var1 = float(q.at(1.0))
+    return {"lambda_star": float(q.argmin()), "var_star_over_var1": float(q.minimum()) / var1,
+            "var0_over_var1": float(q.at(0.0)) / var1}
 
 
 def bootstrap_prompts(stat: Callable[[np.ndarray], dict[str, float]], n_prompts: int, n_boot: int = 4000,
