@@ -11,6 +11,7 @@ provenance of the machine (CPU, load, torch), the commit, the command, wall and 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -26,7 +27,33 @@ from maxpo.lab.provenance import provenance, utc_now
 from maxpo.lab.warmstart import build_policy, warm_start
 
 
+def merge(paths: list[str], out: str) -> None:
+    """Join complete study files of the same configuration into one (see the module docstring)."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    for p, d in zip(paths, parts):
+        if not d["complete"]:
+            raise SystemExit(f"error: {p} is not complete")
+        if d["config"] != parts[0]["config"] or d["checkpoints"] != parts[0]["checkpoints"]:
+            raise SystemExit(f"error: {p} has another configuration or other checkpoints than {paths[0]}")
+    provs = [d["provenance"] for d in parts]
+    shared = {k: v for k, v in provs[0].items() if all(q.get(k) == v for q in provs)}
+    top = {**shared, "started": min(q["started"] for q in provs), "finished": max(q["finished"] for q in provs),
+           "wall_seconds": max(q["wall_seconds"] for q in provs), "cpu_seconds": sum(q["cpu_seconds"] for q in provs),
+           "processes": len(provs)}
+    write_result({**parts[0], "provenance": top, "parts": provs,
+                  "prompt_seeds": [s for d in parts for s in d["prompt_seeds"]],
+                  "results": [r for d in parts for r in d["results"]]}, out)
+
+
 def main() -> None:
+    if "--merge" in sys.argv:
+        i = sys.argv.index("--merge")
+        rest = sys.argv[i + 1:]
+        if "--out" not in rest or rest.index("--out") < 1:
+            raise SystemExit("error: --merge needs files and --out FILE")
+        j = rest.index("--out")
+        merge(rest[:j], rest[j + 1])
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", required=True)
     ap.add_argument("--checkpoint", action="append", required=True, help="warm, or NAME=PATH")
