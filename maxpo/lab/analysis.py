@@ -24,7 +24,7 @@ from maxpo.lab.stats import (
     variance_components,
 )
 
-__all__ = ["passk_table", "has_curve_counts", "passk_differences", "power_analysis"]
+__all__ = ["passk_table", "has_curve_counts", "passk_differences", "power_analysis", "headline"]
 
 WARM = "warm start"
 
@@ -96,4 +96,46 @@ def power_analysis(res: dict[str, Any], a: str, b: str, k: int, effects: Sequenc
         "seeds_needed": [{"effect": e, "puzzles": np_, "seeds": seeds_needed(comp, e, np_, target)}
                          for e in effects for np_ in puzzles_grid],
         "target_power": target,
+    }
+
+
+def _side(lo: float, hi: float, at: float) -> int:
+    return 1 if lo > at else -1 if hi < at else 0
+
+
+def headline(res: dict[str, Any], study: dict[str, Any]) -> dict[str, Any]:
+    """The lab's findings in a few numbers and words, for the boxes of the preface and the verdict.
+
+    From a comparison file (``res``) and a gradient-study file (``study``, written by
+    ``benchmarks/lab_gradient_study.py``): Var(MaxPO)/Var(loo-1) at the warm start per
+    prompt set with its interval (the inverse of the study's Var(0)/Var(1), whose
+    bootstrap quantiles map monotonically) and a word for which side of 1 they lie
+    on; the range of lambda* over all measurements; the range of the pooled c*/delta;
+    the range of the wrong-to-correct ratio of mean score norms; MaxPO - GRPO in
+    final pass@K with its interval and a word.
+    """
+    k = res["k"]
+    warm = [r for r in study["results"] if r["checkpoint"] == "warm"]
+    if not warm:
+        raise ValueError("the gradient study has no warm-start measurement")
+    ratios = []
+    for r in warm:
+        v = r["family"]["var0_over_var1"]
+        ratios.append({"value": 1 / v["value"], "lo": 1 / v["hi"], "hi": 1 / v["lo"]})
+    sides = {_side(v["lo"], v["hi"], 1.0) for v in ratios}
+    lam = [r["family"]["lambda_star"]["value"] for r in study["results"]]
+    shift = [r["shift"]["c_star_over_delta_pooled"]["value"] for r in study["results"]
+             if "c_star_over_delta_pooled" in r["shift"]]
+    norms = [r["answers"]["norm_wrong"] / r["answers"]["norm_correct"] for r in study["results"]]
+    d = passk_differences(res, "maxpo", "grpo", ks=[k])[0]
+    return {
+        "var_warm": ratios,
+        "var_word": {frozenset({1}): "higher than", frozenset({-1}): "lower than"}.get(frozenset(sides),
+                                                                                         "not distinguishable from"),
+        "lambda_min": min(lam), "lambda_max": max(lam), "measurements": len(lam),
+        "shift_min": min(shift) if shift else None, "shift_max": max(shift) if shift else None,
+        "norm_ratio_min": min(norms), "norm_ratio_max": max(norms),
+        "k": k, "passk": d,
+        "passk_word": {1: "MaxPO ahead", -1: "GRPO ahead", 0: "not resolved"}[_side(d["lo"], d["hi"], 0.0)],
+        "seeds": len(res["seeds"]),
     }
