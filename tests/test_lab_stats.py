@@ -72,3 +72,90 @@ def test_gradient_variance_in_a_small_model() -> None:
     for v in out["methods"].values():
         assert v["total_variance"] > 0 and -1 <= v["cosine_to_mean"] <= 1
     assert all(p.grad is None for p in model.parameters())  # the model is left without gradients
+
+
+# ---------------------------------------------------------------- power (maxpo.lab.stats) and maxpo.lab.analysis
+def test_variance_components_by_hand() -> None:
+    """d = [[1, 2, 3], [3, 4, 8]]: grand mean 3.5, row means 2 and 5, column means 2, 3, 5.5;
+    MS_seed = 3 * 4.5 = 13.5, MS_puzzle = 2 * 6.5 / 2 = 6.5, residuals +-0.5, +-0.5, -+1 give MS_e = 3 / 2 = 1.5;
+    seed = (13.5 - 1.5) / 3 = 4, puzzle = (6.5 - 1.5) / 2 = 2.5."""
+    from maxpo.lab.stats import standard_error, variance_components
+
+    c = variance_components(np.array([[1.0, 2, 3], [3, 4, 8]]))
+    assert (c["seed"], c["puzzle"], c["residual"], c["mean"]) == pytest.approx((4.0, 2.5, 1.5, 3.5))
+    assert standard_error(c, 2, 3) == pytest.approx(math.sqrt(4 / 2 + 2.5 / 3 + 1.5 / 6))
+    with pytest.raises(ValueError, match="at least 2"):
+        variance_components(np.ones((1, 5)))
+
+
+def test_standard_error_matches_simulated_crossed_effects() -> None:
+    """Simulated d = mu + alpha_s + beta_p + eps: the components are recovered on average and the formula's
+    standard error matches the spread of the mean difference over many simulated comparisons."""
+    from maxpo.lab.stats import standard_error, variance_components
+
+    rng = np.random.default_rng(7)
+    s, p, sims = 6, 40, 3000
+    true = {"seed": 0.3**2, "puzzle": 0.5**2, "residual": 1.0}
+    means, comps = [], []
+    for _ in range(sims):
+        d = (0.2 + rng.normal(0, 0.3, (s, 1)) + rng.normal(0, 0.5, (1, p)) + rng.normal(0, 1.0, (s, p)))
+        means.append(d.mean())
+        comps.append(variance_components(d))
+    for key in true:
+        assert np.mean([c[key] for c in comps]) == pytest.approx(true[key], rel=0.08)
+    assert np.std(means) == pytest.approx(standard_error(true, s, p), rel=0.05)
+
+
+def test_power_and_seeds_needed_by_hand() -> None:
+    """residual 1, no seed or puzzle variance: SE = 1/sqrt(S P). With S P = 100, an effect of
+    (1.959964 + 0.841621) / 10 has power 0.80; with P = 1 and effect 0.5, sqrt(S) >= 5.6032 needs S = 32."""
+    from maxpo.lab.stats import power, seeds_needed
+
+    comp = {"seed": 0.0, "puzzle": 0.0, "residual": 1.0}
+    assert power(comp, 0.2801585, 1, 100) == pytest.approx(0.80, abs=1e-4)
+    assert power(comp, 0.0, 1, 100) == pytest.approx(0.025, abs=1e-4)
+    assert seeds_needed(comp, 0.5, 1) == 32
+    # a puzzle variance that more seeds cannot remove: out of reach with 4 puzzles
+    assert seeds_needed({"seed": 0.0, "puzzle": 1.0, "residual": 0.0}, 0.5, 4) is None
+
+
+def _toy_comparison() -> dict:
+    """Two methods x two seeds x three puzzles, n = 4 answers; counts chosen by hand."""
+    counts = {("a", 0): [4, 0, 2], ("a", 1): [3, 1, 2], ("b", 0): [2, 0, 1], ("b", 1): [1, 0, 2]}
+    base = {0: [1, 0, 1], 1: [1, 0, 1]}
+    runs = [{"method": m, "seed": s, "final_correct_counts": c, "baseline_correct_counts": base[s],
+             "curve_correct_counts": [base[s], c]} for (m, s), c in counts.items()]
+    return {"methods": ["a", "b"], "seeds": [0, 1], "runs": runs,
+            "config": {"eval": {"samples": 4, "curve_samples": 4}}}
+
+
+def test_passk_differences_at_every_k_by_hand() -> None:
+    """pass@1 = c / 4; pass@2 = 1 - C(4-c, 2)/6 gives 0, 1/2, 5/6, 1, 1 for c = 0..4.
+    a - b at k = 1: ((4-2) + 0 + (2-1) + (3-1) + 1 + 0) / 4 / 6 = 6/24 = 0.25;
+    at k = 2: ((1 - 5/6) + 0 + (5/6 - 1/2) + (1 - 1/2) + 1/2 + (5/6 - 5/6)) / 6 = 1.5/6 = 0.25;
+    a - warm start at k = 1: ((4-1) + 0 + (2-1) + (3-1) + 1 + (2-1)) / 4 / 6 = 8/24."""
+    from maxpo.lab.analysis import has_curve_counts, passk_differences
+
+    res = _toy_comparison()
+    d = {x["k"]: x for x in passk_differences(res, "a", "b", n_boot=500)}
+    assert sorted(d) == [1, 2, 3, 4]
+    assert d[1]["diff"] == pytest.approx(0.25) and d[2]["diff"] == pytest.approx(0.25)
+    assert all(x["lo"] <= x["diff"] <= x["hi"] for x in d.values())
+    w = passk_differences(res, "a", "warm start", ks=[1], n_boot=200)[0]
+    assert w["diff"] == pytest.approx(8 / 24)
+    assert has_curve_counts(res)
+    assert passk_differences(res, "a", "b", ks=[2], n_boot=200, curve=True)[0]["diff"] == pytest.approx(0.25)
+    res["runs"][0]["curve_correct_counts"] = []
+    assert not has_curve_counts(res)
+    with pytest.raises(ValueError, match="no per-puzzle counts"):
+        passk_differences(res, "a", "b", ks=[2], curve=True)
+
+
+def test_power_analysis_of_a_toy_comparison() -> None:
+    from maxpo.lab.analysis import power_analysis
+
+    out = power_analysis(_toy_comparison(), "a", "b", 1, effects=[0.25], seeds_grid=(2, 4), puzzles_grid=(3, 6))
+    assert out["observed"] == pytest.approx(0.25)
+    assert len(out["table"]) == 4 and all(0 <= r["power"] <= 1 for r in out["table"])
+    by = {(r["seeds"], r["puzzles"]): r["power"] for r in out["table"]}
+    assert by[(2, 3)] <= by[(4, 3)] <= by[(4, 6)]  # more seeds or puzzles never lower the power

@@ -99,6 +99,8 @@ def _run_record(method: str, seed: int, run_dir: Path) -> dict[str, Any]:
         "final_correct_counts": evals[-1].get("correct_counts"),
         "baseline_correct_counts": evals[0].get("correct_counts") if evals[0]["step"] == 0 else None,
         "curves": curves,
+        # each puzzle's correct answers at every curve point (step 0 first): paired intervals at every k
+        "curve_correct_counts": [r.get("correct_counts") for r in records if r["kind"] == "curve"],
         "timing": timing,
         "eval_seconds": sum(r["t_eval"] for r in evals),
         "samples": samples,

@@ -15,7 +15,8 @@ import plotly.graph_objects as go
 from maxpo.figures import viz
 
 __all__ = ["seed_band_figure", "run_curves_figure", "summary_rows", "summary_html", "cost_html", "passk_curve_figure",
-           "grad_norm_figure", "differences_html", "gradvar_html"]
+           "grad_norm_figure", "differences_html", "gradvar_html", "passk_differences_figure", "family_curve_figure",
+           "study_html", "answers_html", "power_html"]
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -143,3 +144,79 @@ def gradvar_html(result: dict[str, Any], checkpoint: str) -> str:
     rows = [[html.escape(_label(m, g["k"])), f"{v['relative_variance']:.2f}", f"{v['cosine_to_mean']:.3f}"]
             for m, v in g["methods"].items()]
     return _table(["method", "variance / |mean|²", "cosine to mean"], rows)
+
+
+def passk_differences_figure(pairs: dict[str, list[dict[str, Any]]], height: int = 420) -> go.Figure:
+    """Paired differences of final pass@k against k, with their intervals (bands), one line per named pair.
+
+    ``pairs[name]`` is the list of :func:`maxpo.lab.analysis.passk_differences`.
+    """
+    fig = viz.new_figure(x_title="k (answers per puzzle)", y_title="difference in held-out pass@k", height=height)
+    for color, (name, rows) in zip(viz.PALETTE, pairs.items()):
+        ks = [r["k"] for r in rows]
+        fig.add_trace(go.Scatter(x=ks + ks[::-1], y=[r["hi"] for r in rows] + [r["lo"] for r in rows][::-1],
+                                 fill="toself", fillcolor=_rgba(color, 0.15), line=dict(width=0), hoverinfo="skip",
+                                 showlegend=False, legendgroup=name))
+        fig.add_trace(go.Scatter(x=ks, y=[r["diff"] for r in rows], mode="lines+markers", name=name, legendgroup=name,
+                                 line=dict(color=color, width=2),
+                                 customdata=[[r["lo"], r["hi"]] for r in rows],
+                                 hovertemplate="k = %{x}<br>%{y:+.3f} [%{customdata[0]:+.3f}, %{customdata[1]:+.3f}]"
+                                               "<extra>" + html.escape(name) + "</extra>"))
+    fig.add_hline(y=0, line=dict(color="#888888", width=1, dash="dot"))
+    return fig
+
+
+def family_curve_figure(study: dict[str, Any], height: int = 420) -> go.Figure:
+    """Total variance of the loo-1/MaxPO family against lambda, relative to MaxPO's (lambda = 1), per measurement."""
+    fig = viz.new_figure(x_title="λ (0: PKPO loo-1, 1: MaxPO)", y_title="Var(λ) / Var(MaxPO)", height=height)
+    dashes = {}
+    for color, r in zip(viz.PALETTE * 4, study["results"]):
+        dash = dashes.setdefault(r["prompt_seed"], ["solid", "dash", "dot"][len(dashes) % 3])
+        c = r["family"]["curve"]
+        fig.add_trace(go.Scatter(x=c["lambda"], y=c["var_over_var1"], mode="lines",
+                                 name=f"{r['checkpoint']}, prompts {r['prompt_seed']}",
+                                 line=dict(color=color, dash=dash, width=2)))
+    fig.add_vline(x=1, line=dict(color="#888888", width=1, dash="dot"))
+    return fig
+
+
+def _ci(v: dict[str, float], fmt: str = ".2f") -> str:
+    return f"{v['value']:{fmt}} [{v['lo']:{fmt}}, {v['hi']:{fmt}}]"
+
+
+def study_html(study: dict[str, Any]) -> str:
+    """The loo-1/MaxPO family and the best shift per measurement: lambda*, Var(0)/Var(1), Var(lambda*)/Var(1),
+    c*/delta (pooled), with bootstrap intervals over prompts."""
+    rows = []
+    for r in study["results"]:
+        f, sh = r["family"], r["shift"]
+        rows.append([html.escape(str(r["checkpoint"])), str(r["prompt_seed"]), _ci(f["lambda_star"]),
+                     _ci(f["var0_over_var1"]), _ci(f["var_star_over_var1"]),
+                     _ci(sh["c_star_over_delta_pooled"]) if "c_star_over_delta_pooled" in sh else "–"])
+    return _table(["weights", "prompts", "λ*", "Var(loo-1) / Var(MaxPO)", "Var(λ*) / Var(MaxPO)", "c* / δ"], rows)
+
+
+def answers_html(study: dict[str, Any]) -> str:
+    """Correct against wrong answers per measurement: score norm, length, log-probability (pooled means), and the
+    wrong-minus-correct difference of the score norm within prompts, with its interval."""
+    rows = []
+    for r in study["results"]:
+        a = r["answers"]
+        wm = a.get("wrong_minus_correct", {})
+        rows.append([html.escape(str(r["checkpoint"])), str(r["prompt_seed"]),
+                     f"{a['norm_correct']:.1f} / {a['norm_wrong']:.1f}",
+                     _ci(wm["norm"], ".1f") if "norm" in wm else "–",
+                     f"{a['length_correct']:.2f} / {a['length_wrong']:.2f}",
+                     f"{a['logp_correct']:.2f} / {a['logp_wrong']:.2f}"])
+    return _table(["weights", "prompts", "‖S‖ correct / wrong", "‖S‖ wrong − correct", "length correct / wrong",
+                   "log π correct / wrong"], rows)
+
+
+def power_html(analysis: dict[str, Any], effect: float) -> str:
+    """Power to resolve a true difference ``effect`` for each number of seeds (rows) and puzzles (columns)."""
+    rows_ = [r for r in analysis["table"] if r["effect"] == effect]
+    seeds = sorted({r["seeds"] for r in rows_})
+    puzzles = sorted({r["puzzles"] for r in rows_})
+    by = {(r["seeds"], r["puzzles"]): r["power"] for r in rows_}
+    return _table(["seeds \\ puzzles", *map(str, puzzles)],
+                  [[str(s)] + [f"{by[(s, p)]:.2f}" for p in puzzles] for s in seeds])
