@@ -1,0 +1,155 @@
+"""The lab's reported statistics against computations that share no code with them (issue 20).
+
+The paired bootstrap against normal theory and against a hand-written resampling loop; the gradient-variance
+statistics from prescribed gradient vectors; held-out max@k of partial rewards from stubbed sampling against a
+brute force over k-subsets; the training step's ``zero_grad`` (step 2's gradient is a fresh one-step gradient).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+from statistics import NormalDist
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from maxpo.lab.stats import paired_bootstrap_ci
+
+torch.set_num_threads(1)
+
+
+# ------------------------------------------------------------------------------------------- paired bootstrap
+@pytest.mark.parametrize("level", [0.95, 0.8])
+def test_bootstrap_width_matches_normal_theory_on_a_large_sample(level: float) -> None:
+    """One seed, P = 3000 puzzles: the resampled mean is close to normal with sd = sd(d)/sqrt(P), so the
+    percentile interval is d_bar -+ z_{(1+level)/2} sd(d)/sqrt(P) (z from the standard normal, not from numpy)."""
+    rng = np.random.default_rng(7)
+    p = 3000
+    b = rng.random((1, p))
+    d = rng.normal(0.2, 1.5, size=(1, p))
+    ci = paired_bootstrap_ci(b + d, b, n_boot=4000, level=level, seed=3)
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    sd = math.sqrt(sum((x - d.mean()) ** 2 for x in d[0].tolist()) / p) / math.sqrt(p)
+    assert ci["diff"] == pytest.approx(float(d.mean()), abs=1e-12)
+    assert ci["hi"] - ci["lo"] == pytest.approx(2 * z * sd, rel=0.06)
+    assert (ci["lo"] + ci["hi"]) / 2 == pytest.approx(float(d.mean()), abs=0.15 * z * sd)
+    assert ci["level"] == level and ci["n_boot"] == 4000
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolation quantile of a sorted list (position q (n - 1)), written out by hand."""
+    pos = q * (len(sorted_values) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (pos - lo) * (sorted_values[hi] - sorted_values[lo])
+
+
+@pytest.mark.parametrize("level", [0.9, 0.5])
+def test_bootstrap_equals_a_hand_written_resampling_loop(level: float) -> None:
+    """The documented scheme written out: draw S seeds then P puzzles with replacement (same generator, same
+    order of draws), average a - b over the resampled (seed, puzzle) grid by explicit loops, take quantiles."""
+    rng_data = np.random.default_rng(11)
+    s, p, n_boot = 4, 7, 300
+    a = rng_data.random((s, p)) + rng_data.normal(0, 0.3, size=(s, 1))
+    b = rng_data.random((s, p))
+    got = paired_bootstrap_ci(a, b, n_boot=n_boot, level=level, seed=5)
+    rng = np.random.default_rng(5)
+    stats = []
+    for _ in range(n_boot):
+        rows = [int(i) for i in rng.integers(0, s, size=s)]
+        cols = [int(j) for j in rng.integers(0, p, size=p)]
+        stats.append(sum(float(a[i, j] - b[i, j]) for i in rows for j in cols) / (s * p))
+    stats.sort()
+    assert got["lo"] == pytest.approx(_quantile(stats, (1 - level) / 2), abs=1e-12)
+    assert got["hi"] == pytest.approx(_quantile(stats, (1 + level) / 2), abs=1e-12)
+    assert got["diff"] == pytest.approx(sum(float(x) for x in (a - b).ravel()) / (s * p), abs=1e-12)
+
+
+# ------------------------------------------------------------------------------------------- gradient variance
+def _tiny_cfg(**rl: Any) -> Any:
+    from maxpo.lab.config import EvalConfig, LabConfig, ModelSpec, RLConfig, WarmStartConfig
+    from maxpo.lab.task import TaskConfig
+
+    return LabConfig(task=TaskConfig(n_numbers=2, max_number=9, max_target=81),
+                     model=ModelSpec(n_layer=1, n_head=2, d_model=16),
+                     warmstart=WarmStartConfig(steps=0), rl=RLConfig(**{"k": 2, "samples_per_prompt": 4,
+                                                                          "max_new_tokens": 6, **rl}),
+                     eval=EvalConfig(prompts=4, samples=4, ks=(1, 2)), device="cpu")
+
+
+def test_gradient_variance_statistics_from_prescribed_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flattened gradients are replaced by prescribed vectors (R = 4 repeats, 2 methods); the statistics are
+    then computed here in fractions: V = sum_r |g_r - g_bar|^2 / (R - 1), |g_bar|^2 - V/R, V / that, and the mean
+    over r of cos(g_r, mean of the other R - 1)."""
+    from maxpo.lab import gradvar
+    from maxpo.lab.warmstart import build_policy
+
+    vectors = {"maxpo": [[1, 2, 0], [3, -1, 2], [2, 2, 1], [0, 1, 5]],
+               "grpo": [[1, 0, 0], [0, 1, 0], [4, 4, 1], [-1, 2, 2]]}
+    order = iter([vectors[m][r] for r in range(4) for m in ("maxpo", "grpo")])  # repeats outer, methods inner
+    monkeypatch.setattr(gradvar, "_flat_grad", lambda model: torch.tensor(next(order), dtype=torch.float64))
+    cfg = _tiny_cfg()
+    model, tok = build_policy(cfg, torch.device("cpu"))
+    out = gradvar.gradient_variance(model, tok, cfg, ["maxpo", "grpo"], prompts=2, repeats=4, seed=0)
+    for m, gs in vectors.items():
+        g = [[Fraction(x) for x in v] for v in gs]
+        r = len(g)
+        mean = [sum(col, Fraction(0)) / r for col in zip(*g)]
+        var = sum((sum((x - mu) ** 2 for x, mu in zip(v, mean)) for v in g), Fraction(0)) / (r - 1)
+        sq = sum(mu * mu for mu in mean) - var / r
+        cosines = []
+        for i, v in enumerate(g):
+            others = [sum(col, Fraction(0)) / (r - 1) for col in zip(*(w for j, w in enumerate(g) if j != i))]
+            dot = sum(x * y for x, y in zip(v, others))
+            cosines.append(float(dot) / math.sqrt(float(sum(x * x for x in v)) * float(sum(y * y for y in others))))
+        got = out["methods"][m]
+        assert got["total_variance"] == pytest.approx(float(var), rel=1e-12), m
+        assert got["mean_sq_norm"] == pytest.approx(float(sq), rel=1e-12), m
+        assert got["relative_variance"] == pytest.approx(float(var / sq), rel=1e-12), m
+        assert got["cosine_to_mean"] == pytest.approx(sum(cosines) / r, rel=1e-12), m
+    assert out["repeats"] == 4 and out["prompts"] == 2 and out["samples_per_prompt"] == 4 and out["k"] == 2
+
+
+# ------------------------------------------------------------------------------------------- held-out max@k
+@pytest.mark.parametrize("chunk", [4096, 5])
+def test_heldout_maxk_of_partial_rewards_by_brute_force(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    """Sampling and scoring are stubbed so each answer has a known partial score (1 = correct); max@k is then the
+    mean over puzzles of the mean over k-subsets of the best partial score, pass@k the share of k-subsets with a
+    correct answer (brute force in fractions). The partial scores are chosen so that max@k differs from pass@k."""
+    from maxpo.lab import evaluate as ev
+
+    partial = [[Fraction(1, 5), Fraction(1, 2), Fraction(1, 2), Fraction(1)],
+               [Fraction(0), Fraction(3, 4), Fraction(1, 4), Fraction(1, 10)],
+               [Fraction(1), Fraction(1), Fraction(2, 5), Fraction(0)]]
+    flat = [x for row in partial for x in row]
+    counter = itertools.count()
+
+    def fake_sample(model, prompts, u, eos, pad, bf16):  # noqa: ANN001, ANN202
+        answers = [[next(counter)] for _ in prompts]
+        return SimpleNamespace(answers=answers, entropy=torch.ones(len(prompts)), n_tokens=2 * len(prompts))
+
+    def fake_score(group, texts):  # noqa: ANN001, ANN202
+        return [SimpleNamespace(correct=flat[int(t)] == 1, partial=float(flat[int(t)]), well_formed=True)
+                for t in texts]
+
+    monkeypatch.setattr(ev, "sample", fake_sample)
+    monkeypatch.setattr(ev, "score_batch", fake_score)
+    tok = SimpleNamespace(encode=lambda s: [1], bos_id=None, eos_id=0, pad_id=0, decode=lambda ids: str(ids[0]))
+    puzzles = [SimpleNamespace(prompt=f"p{i}") for i in range(3)]
+    res = ev.evaluate(torch.nn.Module(), tok, puzzles, n_samples=4, ks=[1, 2, 3, 4], max_new_tokens=3, seed=0,
+                      chunk=chunk)
+    for k in (1, 2, 3, 4):
+        subsets = list(itertools.combinations(range(4), k))
+        want_max = sum((sum((max(row[i] for i in s) for s in subsets), Fraction(0)) / len(subsets)
+                        for row in partial), Fraction(0)) / 3
+        want_pass = sum((Fraction(sum(any(row[i] == 1 for i in s) for s in subsets), len(subsets))
+                         for row in partial), Fraction(0)) / 3
+        assert res.maxk[k] == pytest.approx(float(want_max), abs=1e-12), k
+        assert res.passk[k] == pytest.approx(float(want_pass), abs=1e-12), k
+        assert abs(float(want_max) - float(want_pass)) > 0.05
+    assert res.correct_counts == [1, 0, 2]
+    assert res.entropy == pytest.approx(0.5) and res.mean_length == pytest.approx(2.0) and res.well_formed == 1.0
