@@ -153,3 +153,43 @@ def test_heldout_maxk_of_partial_rewards_by_brute_force(monkeypatch: pytest.Monk
         assert abs(float(want_max) - float(want_pass)) > 0.05
     assert res.correct_counts == [1, 0, 2]
     assert res.entropy == pytest.approx(0.5) and res.mean_length == pytest.approx(2.0) and res.well_formed == 1.0
+
+
+# ------------------------------------------------------------------------------------------- training step
+def _grads(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [(p.grad if p.grad is not None else torch.zeros_like(p)).detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("updates", [1, 2])
+def test_step_two_gradient_equals_a_fresh_one_step_gradient(monkeypatch: pytest.MonkeyPatch, updates: int) -> None:
+    """With a zero learning rate the weights never move, so the gradient left by step 2 after step 1 ran must equal
+    step 2's gradient computed on a model without any gradient; a missing zero_grad (between steps, or between
+    the updates of one batch) would add step 1's gradient or double it. Scores are stubbed to distinct partial
+    rewards, so every group has a non-zero advantage."""
+    from maxpo.lab import train as lab_train
+    from maxpo.lab.distributed import DistInfo
+    from maxpo.lab.loss import advantage_scale
+    from maxpo.lab.warmstart import build_policy
+
+    def fake_score(group, texts):  # noqa: ANN001, ANN202
+        return [SimpleNamespace(correct=False, partial=(i % 4) / 4 + len(t) / 100, well_formed=True)
+                for i, t in enumerate(texts)]
+
+    monkeypatch.setattr(lab_train, "score_batch", fake_score)
+    cfg = _tiny_cfg(reward="partial", prompts_per_step=2, updates_per_batch=updates, max_grad_norm=0.0, lr=0.0)
+    model, tok = build_policy(cfg, torch.device("cpu"))
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    scale = advantage_scale(cfg.rl.method, cfg.rl.samples_per_prompt, cfg.rl.k)
+
+    def step(n: int) -> list[torch.Tensor]:
+        lab_train._rl_step(cfg, n, model, model, None, opt, tok, scale, False, torch.device("cpu"), DistInfo())
+        return _grads(model)
+
+    first = step(1)
+    chained = step(2)
+    model.zero_grad(set_to_none=True)
+    fresh = step(2)
+    assert any(float(g.abs().max()) > 0 for g in first)
+    assert any(float((a - b).abs().max()) > 1e-6 for a, b in zip(first, fresh))  # the two steps differ
+    for a, b in zip(chained, fresh):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
