@@ -87,8 +87,27 @@ TARGETS = {
                ("tests/test_lab_loss*.py", "tests/test_lab_model.py", "tests/test_lab_train*.py"),
                keyword=_LAB_FAST),
         Target("lab_train_step", "maxpo/lab/train.py", "maxpo.lab.train",
-               ("tests/test_lab_loss*.py", "tests/test_lab_train*.py"), functions=("_rl_step",),
-               keyword=_LAB_FAST),
+               ("tests/test_lab_loss*.py", "tests/test_lab_train*.py", "tests/test_lab_independent.py"),
+               functions=("_rl_step",), keyword=_LAB_FAST),
+        Target("lstatistics", "maxpo/lstatistics.py", "maxpo.lstatistics", ("tests/test_lstatistics.py",)),
+        Target("estimators_mixtures", "maxpo/estimators.py", "maxpo.estimators",
+               ("tests/test_mixtures.py", *_ESTIMATOR_TESTS),
+               functions=("_mixture_q_weights", "_mixture_maxk_weights", "_harmonic", "_linear_mixture", "_maxpo",
+                          "_grpo_passk", "_maxrl", "_checker", "_size_error", "_estimate")),
+        Target("lab_stats", "maxpo/lab/stats.py", "maxpo.lab.stats",
+               ("tests/test_lab_stats.py", "tests/test_lab_independent.py"), keyword="bootstrap or passk"),
+        Target("lab_gradvar", "maxpo/lab/gradvar.py", "maxpo.lab.gradvar",
+               ("tests/test_lab_stats.py", "tests/test_lab_independent.py"), keyword="gradient_variance"),
+        Target("lab_evaluate", "maxpo/lab/evaluate.py", "maxpo.lab.evaluate",
+               ("tests/test_lab_independent.py", "tests/test_lab_train.py"), keyword=_LAB_FAST),
+        Target("grouping", "maxpo/integrations/grouping.py", "maxpo.integrations.grouping",
+               ("tests/test_integration_grouping.py",)),
+        Target("trl_advantages", "maxpo/integrations/trl.py", "maxpo.integrations.trl",
+               ("tests/test_integration_trl.py", "tests/test_integration_grouping.py"),
+               functions=("MaxKAdvantageMixin.maxk_rewards", "MaxKAdvantageMixin.maxk_advantages",
+                          "MaxKAdvantageMixin.maxk_metrics", "MaxKAdvantageMixin._check_groups_are_prompts")),
+        Target("zero_signal", "maxpo/theory/zero_signal.py", "maxpo.theory.zero_signal",
+               ("tests/test_zero_signal.py",)),
     ]
 }
 
@@ -539,6 +558,7 @@ def _git(*args: str) -> str:
 
 def run_target(target: Target, items: list[Any], only: str | None, timeout_factor: float,
                verbose: bool = False, survivors_of: str | None = None, out_path: Path | None = None) -> dict[str, Any]:
+    started = time.perf_counter()
     source, mutants = make_mutants(target)
     if only:
         mutants = [m for m in mutants if only in m.id]
@@ -598,7 +618,10 @@ def run_target(target: Target, items: list[Any], only: str | None, timeout_facto
     summary = report["summary"]
     print(f"  {target.name}: {summary['killed']} killed of {summary['mutants'] - summary['equivalent']} "
           f"non-equivalent ({summary['mutants']} mutants, {summary['equivalent']} equivalent): "
-          f"score {summary['score']:.1%}", flush=True)
+          f"score {summary['score']:.1%}; {time.perf_counter() - started:.0f} s for the target", flush=True)
+    report["target_seconds"] = round(time.perf_counter() - started, 1)
+    if out_path:
+        out_path.write_text(json.dumps(report, indent=1) + "\n")
     return report
 
 
