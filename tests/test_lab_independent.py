@@ -69,6 +69,20 @@ def test_bootstrap_equals_a_hand_written_resampling_loop(level: float) -> None:
     assert got["diff"] == pytest.approx(sum(float(x) for x in (a - b).ravel()) / (s * p), abs=1e-12)
 
 
+
+def test_bootstrap_defaults_are_the_documented_ones() -> None:
+    ci = paired_bootstrap_ci(np.ones((2, 3)), np.zeros((2, 3)))
+    assert ci == {"diff": 1.0, "lo": 1.0, "hi": 1.0, "level": 0.95, "n_boot": 4000}
+
+
+@pytest.mark.parametrize("k, n", [(0, 4), (5, 4), (-1, 3)])
+def test_passk_per_puzzle_refuses_k_outside_1_to_n(k: int, n: int) -> None:
+    from maxpo.lab.stats import passk_per_puzzle
+
+    with pytest.raises(ValueError, match="1 <= k <= n"):
+        passk_per_puzzle([0, 1], n, k)
+    assert passk_per_puzzle([0, 1, n], n, n).tolist() == [0.0, 1.0, 1.0]  # k = n accepted: any correct answer
+
 # ------------------------------------------------------------------------------------------- gradient variance
 def _tiny_cfg(**rl: Any) -> Any:
     from maxpo.lab.config import EvalConfig, LabConfig, ModelSpec, RLConfig, WarmStartConfig
@@ -193,3 +207,77 @@ def test_step_two_gradient_equals_a_fresh_one_step_gradient(monkeypatch: pytest.
     assert any(float((a - b).abs().max()) > 1e-6 for a, b in zip(first, fresh))  # the two steps differ
     for a, b in zip(chained, fresh):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
+
+
+# ------------------------------------------------------------------------------------------- policy loss
+def _hand_loss(logp: list[list[float]], old: list[list[float]], adv: list[float], mask: list[list[int]],
+               denom: float, eps: float, ref: list[list[float]] | None, beta: float) -> dict[str, Any]:
+    """The module docstring's per-token loss, its sums and its gradient in d/d logp, token by token in floats."""
+    loss = pg_sum = kl_sum = 0.0
+    clipped_tokens = 0
+    grad = [[0.0] * len(row) for row in logp]
+    real = sum(sum(row) for row in mask)
+    for i, row in enumerate(logp):
+        for t, lp in enumerate(row):
+            ratio = math.exp(lp - old[i][t])
+            plain = -ratio * adv[i]
+            if eps > 0:
+                clipped = -min(max(ratio, 1 - eps), 1 + eps) * adv[i]
+                uses_clip = clipped > plain
+            else:
+                clipped, uses_clip = plain, False
+            pg = clipped if uses_clip else plain
+            dpg = 0.0 if uses_clip else plain  # d(-ratio a)/d logp = -ratio a; a clamped ratio has no gradient
+            kl = dkl = 0.0
+            if ref is not None and beta > 0:
+                d = ref[i][t] - lp
+                kl, dkl = math.exp(d) - d - 1, 1 - math.exp(d)
+            if mask[i][t]:
+                loss += (pg + beta * kl) / denom
+                pg_sum += pg / denom
+                kl_sum += kl
+                clipped_tokens += uses_clip
+                grad[i][t] = (dpg + beta * dkl) / denom
+    return {"loss": loss, "pg": pg_sum, "kl": kl_sum / max(real, 1), "clip_frac": clipped_tokens / max(real, 1),
+            "grad": grad}
+
+
+_LOGP = [[-0.5, -1.0, -2.0, -0.1], [-0.3, -0.9, -3.0, -0.2]]
+_OLD = [[-0.8, -0.7, -2.0, -1.5], [-0.3, -0.2, -3.5, -0.2]]  # ratios e^0.3, e^-0.3, 1, e^1.4; 1, e^-0.7, e^0.5, 1
+_REF = [[-0.6, -1.5, -1.0, -0.1], [-1.3, -0.4, -2.0, -0.9]]
+
+
+@pytest.mark.parametrize("eps, beta, use_ref", [(0.2, 0.3, True), (0.0, 0.0, False), (0.0, 0.5, True),
+                                                (0.25, 0.0, True), (0.0, 0.0, True)])
+@pytest.mark.parametrize("mask", [[[1, 1, 1, 0], [1, 1, 0, 1]], [[1, 0, 0, 0], [0, 0, 0, 0]],
+                                  [[0, 0, 0, 0], [0, 0, 0, 0]]])
+def test_policy_loss_against_a_token_by_token_hand_computation(eps: float, beta: float, use_ref: bool,
+                                                               mask: list[list[int]]) -> None:
+    from maxpo.lab.loss import policy_loss
+
+    adv = [1.5, -0.75]
+    logp = torch.tensor(_LOGP, dtype=torch.float32, requires_grad=True)
+    parts = policy_loss(logp, torch.tensor(_OLD), torch.tensor(adv, dtype=torch.float64),
+                        torch.tensor(mask, dtype=torch.bool), "sequence", 2.0, clip_eps=eps,
+                        ref_logp=torch.tensor(_REF) if use_ref else None, kl_coef=beta)
+    want = _hand_loss(_LOGP, _OLD, adv, mask, 2.0, eps, _REF if use_ref else None, beta)
+    assert parts.loss.dtype == torch.float32  # the loss is in the model's dtype, whatever the advantages' dtype
+    assert float(parts.loss.detach()) == pytest.approx(want["loss"], rel=1e-5, abs=1e-6)
+    assert parts.pg == pytest.approx(want["pg"], rel=1e-5, abs=1e-6)
+    assert parts.kl == pytest.approx(want["kl"], rel=1e-5, abs=1e-7)
+    assert parts.clip_frac == pytest.approx(want["clip_frac"], abs=1e-7)
+    parts.loss.backward()
+    assert logp.grad is not None
+    torch.testing.assert_close(logp.grad, torch.tensor(want["grad"], dtype=torch.float32), rtol=1e-5, atol=1e-6)
+
+
+def test_policy_loss_defaults_neither_clip_nor_penalise() -> None:
+    from maxpo.lab.loss import policy_loss
+
+    mask = [[1, 1, 1, 1], [1, 1, 1, 1]]
+    adv = [1.5, -0.75]
+    parts = policy_loss(torch.tensor(_LOGP), torch.tensor(_OLD), torch.tensor(adv),
+                        torch.tensor(mask, dtype=torch.bool), "token", 8.0, ref_logp=torch.tensor(_REF))
+    want = _hand_loss(_LOGP, _OLD, adv, mask, 8.0, 0.0, None, 0.0)
+    assert float(parts.loss) == pytest.approx(want["loss"], rel=1e-5)
+    assert parts.kl == 0.0 and parts.clip_frac == 0.0
