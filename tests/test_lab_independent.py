@@ -75,6 +75,22 @@ def test_bootstrap_defaults_are_the_documented_ones() -> None:
     assert ci == {"diff": 1.0, "lo": 1.0, "hi": 1.0, "level": 0.95, "n_boot": 4000}
 
 
+
+def test_bootstrap_default_seed_is_zero_and_lists_are_accepted() -> None:
+    rng = np.random.default_rng(2)
+    a, b = rng.random((3, 5)), rng.random((3, 5))
+    assert paired_bootstrap_ci(a, b) == paired_bootstrap_ci(a.tolist(), b.tolist(), seed=0)
+    assert paired_bootstrap_ci(a, b) != paired_bootstrap_ci(a, b, seed=1)
+
+
+@pytest.mark.parametrize("shape, level, match", [((0, 3), 0.9, "non-empty"), ((3, 0), 0.9, "non-empty"),
+                                                 ((3,), 0.9, "non-empty"), ((2, 2), 0.0, "level"),
+                                                 ((2, 2), 1.0, "level"), ((2, 2), 1.5, "level"),
+                                                 ((2, 2), -0.5, "level")])
+def test_bootstrap_refuses_empty_samples_and_levels_outside_0_1(shape: tuple, level: float, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        paired_bootstrap_ci(np.zeros(shape), np.zeros(shape), level=level)
+
 @pytest.mark.parametrize("k, n", [(0, 4), (5, 4), (-1, 3)])
 def test_passk_per_puzzle_refuses_k_outside_1_to_n(k: int, n: int) -> None:
     from maxpo.lab.stats import passk_per_puzzle
