@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+import maxpo
 from maxpo.lab.stats import paired_bootstrap_ci
 
 torch.set_num_threads(1)
@@ -297,3 +298,80 @@ def test_policy_loss_defaults_neither_clip_nor_penalise() -> None:
     want = _hand_loss(_LOGP, _OLD, adv, mask, 8.0, 0.0, None, 0.0)
     assert float(parts.loss) == pytest.approx(want["loss"], rel=1e-5)
     assert parts.kl == 0.0 and parts.clip_frac == 0.0
+
+
+@pytest.mark.parametrize("micro_batch, aggregation", [(0, "sequence"), (3, "sequence"), (5, "token")])
+def test_training_step_gradient_and_logged_statistics_by_hand(monkeypatch: pytest.MonkeyPatch, micro_batch: int,
+                                                              aggregation: str) -> None:
+    """One step with a zero learning rate (ratio 1) and a KL term to a perturbed reference: the gradient left in the
+    model equals the gradient of the whole batch's loss written out here (sum over answers of -A_i log pi(y_i) plus
+    beta k3-KL, over G prompts or over all tokens), whatever the micro-batching; the logged loss, KL, advantage and
+    reward statistics equal their definitions computed from the rollout."""
+    import copy
+
+    from maxpo.lab import train as lab_train
+    from maxpo.lab.distributed import DistInfo
+    from maxpo.lab.loss import advantage_scale
+    from maxpo.lab.sampling import token_logprobs
+    from maxpo.lab.warmstart import build_policy
+
+    def fake_score(group, texts):  # noqa: ANN001, ANN202
+        partial = [((i * 3) % 5) / 4 for i in range(len(texts))]
+        return [SimpleNamespace(correct=p == 1.0, partial=p, well_formed=i % 3 > 0) for i, p in enumerate(partial)]
+
+    rolls: list[Any] = []
+    original_sample = lab_train.sample
+
+    def recording_sample(*args: Any) -> Any:
+        rolls.append(original_sample(*args))
+        return rolls[-1]
+
+    monkeypatch.setattr(lab_train, "score_batch", fake_score)
+    monkeypatch.setattr(lab_train, "sample", recording_sample)
+    beta, g, b = 0.3, 2, 4
+    cfg = _tiny_cfg(reward="partial", prompts_per_step=g, samples_per_prompt=b, max_grad_norm=0.0, lr=0.0,
+                    kl_coef=beta, micro_batch=micro_batch, aggregation=aggregation)
+    model, tok = build_policy(cfg, torch.device("cpu"))
+    ref = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    scale = advantage_scale("maxpo", b, 2)
+    rec = lab_train._rl_step(cfg, 1, model, model, ref, opt, tok, scale, False, torch.device("cpu"), DistInfo())
+    got = _grads(model)
+
+    roll = rolls[0]
+    n = g * b
+    partial = [((i * 3) % 5) / 4 for i in range(n)]
+    rewards = torch.tensor(partial, dtype=torch.float64).view(g, b)
+    adv = (maxpo.advantages(rewards, 2) * (b / 2)).reshape(-1)
+    mask = roll.completion_mask
+    tokens = float(mask.sum())
+    denom = float(g) if aggregation == "sequence" else tokens
+    model.zero_grad(set_to_none=True)
+    logp = token_logprobs(model, roll)
+    with torch.no_grad():
+        ref_logp = token_logprobs(ref, roll)
+    d = ref_logp - logp
+    kl = torch.exp(d) - d - 1
+    loss = ((-adv.float()[:, None] * logp + beta * kl) * mask).sum() / denom
+    loss.backward()
+    for a, w in zip(got, _grads(model)):
+        torch.testing.assert_close(a, w, rtol=1e-4, atol=1e-6)
+    want_norm = math.sqrt(sum(float((w.double() ** 2).sum()) for w in _grads(model)))
+    assert rec["grad_norm"] == pytest.approx(want_norm, rel=1e-4)
+    # the logged loss is the loss' value; the ratio is 1: sum over real tokens of (-A_i + beta KL) / denom
+    value = float(((-adv.float()[:, None] + beta * kl.detach()) * mask).sum()) / denom
+    assert rec["loss"] == pytest.approx(value, rel=1e-4, abs=1e-7)
+    assert rec["kl"] == pytest.approx(float((kl.detach() * mask).sum()) / tokens, rel=1e-4)
+    assert rec["clip_frac"] == 0.0 and rec["grad_clipped"] == 0.0
+    assert rec["reward"] == pytest.approx(sum(partial) / n) and rec["partial_mean"] == pytest.approx(sum(partial) / n)
+    assert rec["pass_rate"] == pytest.approx(sum(p == 1.0 for p in partial) / n)
+    assert rec["well_formed"] == pytest.approx(sum(i % 3 > 0 for i in range(n)) / n)
+    correct = [[partial[r * b + j] == 1.0 for j in range(b)] for r in range(g)]
+    assert rec["mixed_groups"] == pytest.approx(sum(0 < sum(c) < b for c in correct) / g)
+    assert rec["adv_abs_mean"] == pytest.approx(float(adv.abs().sum()) / n, rel=1e-6)
+    assert rec["adv_rms"] == pytest.approx(math.sqrt(float((adv ** 2).sum()) / n), rel=1e-6)
+    assert rec["tokens"] == int(tokens) and rec["mean_length"] == pytest.approx(tokens / n)
+    assert rec["samples"] == n and rec["step"] == 1 and rec["kind"] == "train"
