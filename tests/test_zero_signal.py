@@ -87,3 +87,9 @@ def test_no_signal_probability_at_the_ends_and_never_negative() -> None:
     # terms cannot resolve in float64 (1 - sum is -2.2e-16 before the clamp): a probability is never negative
     assert 0.0 <= no_signal_probability("pkpo_s", 20, 1, 0.9) < 1e-15
     assert 0.0 <= no_signal_probability("pkpo_s", 37, 1, 0.7) < 1e-15
+
+
+def test_a_group_of_one_is_accepted_where_the_method_accepts_it() -> None:
+    # pkpo_s takes K <= B, so B = K = 1 is a valid group: its one advantage is its reward, never forced to 0
+    assert zero_signal_ties("pkpo_s", 1, 1) is None
+    assert list(informative_counts("pkpo_s", 1, 1)) == [1]
