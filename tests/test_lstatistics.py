@@ -110,3 +110,47 @@ def test_precision_loss_is_measured_against_fractions():
 def test_bad_lstatistics(args, match):
     with pytest.raises(ValueError, match=match):
         ls.lstatistic_weights(*args)
+
+
+def test_precision_thresholds_at_their_edges():
+    # min of K has weights (-1)^(k+1) C(K, k): L1 norm 2^K - 1 (computed here, not read from the module)
+    assert sum(abs(v) for v in ls.mixture_weights(ls.lstatistic_coefficients("min", 14)).values()) == 2 ** 14 - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ls.lstatistic_weights("min", 13)  # 8191 < 1e4: silent
+    with pytest.warns(RuntimeWarning, match=r"1\.64e\+04"):
+        ls.lstatistic_weights("min", 14)  # 16383 > 1e4
+    with pytest.warns(RuntimeWarning):
+        assert ls.lstatistic_weights("min", 23)[23] == 1.0  # 8388607 < 1e7: warned, not refused
+    with pytest.raises(ValueError, match="1.68e\\+07"):
+        ls.lstatistic_weights("min", 24)  # 16777215 > 1e7
+
+
+@pytest.mark.parametrize("args, match", [(("median", True), "K must be"), (("median", 2.0), "K must be"),
+                                         (("median", -1), "K must be"), (("top_mean", 4, True), "integer m"),
+                                         (("top_mean", 4, 1.0), "integer m"), (("top_mean", 4, 0), "1 <= m <= K"),
+                                         (("bottom_mean", 4, 0), "1 <= m <= K"), (("bottom_mean", 3, 4), "1 <= m"),
+                                         (("trimmed_mean", 4, -1), "2 m < K"), (("trimmed_mean", 5, 3), "2 m < K"),
+                                         (("trimmed_mean", 4, None), "integer m")])
+def test_bad_lstatistic_arguments_name_the_problem(args, match):
+    with pytest.raises(ValueError, match=match):
+        ls.lstatistic_coefficients(*args)
+
+
+def test_edge_arguments_are_accepted():
+    assert ls.lstatistic_coefficients("top_mean", 3, 3) == [F(1, 3)] * 3
+    assert ls.lstatistic_coefficients("bottom_mean", 3, 1) == [F(1), F(0), F(0)]
+    assert ls.lstatistic_coefficients("trimmed_mean", 5, 2) == [F(0), F(0), F(1), F(0), F(0)]
+    assert ls.lstatistic_coefficients("median", 1) == [F(1)]
+    assert ls.lstatistic_coefficients("max", 1, m=3) == [F(1)]  # m is ignored where no m is needed
+
+
+def test_mixture_weights_of_nothing_is_refused():
+    with pytest.raises(ValueError, match="at least one coefficient"):
+        ls.mixture_weights([])
+    assert ls.mixture_weights(["1/2", 0, "1/2"]) == {1: F(3, 2), 2: F(-3, 2), 3: F(1)}  # by hand: (J1 ... J3)
+
+
+def test_spanning_matrix_entries_by_hand():
+    # K = 3: J_1 = (x1 + x2 + x3)/3, J_2 = (x2 + 2 x3)/3, J_3 = x3
+    assert ls.spanning_matrix(3).tolist() == [[F(1, 3), F(1, 3), F(1, 3)], [0, F(1, 3), F(2, 3)], [0, 0, 1]]
