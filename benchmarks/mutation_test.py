@@ -123,7 +123,8 @@ class Equivalence:
     context: str = ""
 
 
-_DENSE = (r"estimators::(_Sorted\.unsort|_sort_groups|_q_sorted|_maxpo|_canonical|_pkpo_s|_pkpo_loo|_pkpo_loo1|"
+_DENSE = (r"estimators(?:_mixtures)?::(_Sorted\.unsort|_sort_groups|_q_sorted|_maxpo|_canonical|_pkpo_s|"
+          r"_pkpo_loo|_pkpo_loo1|"
           r"_maxpo_pairwise|_maxpo_pairwise_block|_chen_passk|_grpo|_dr_grpo|_rloo|_by_group_size|_estimate\.rho|advantages)")
 
 #: Each entry was checked by reading the code; an entry that matches no survivor is reported as stale.
@@ -133,35 +134,36 @@ EQUIVALENT: list[Equivalence] = [
                 "first), so axis -1 and axis 1 are the same axis",
                 context=r"(\.shape\[-1\]$)|((mean|std|sum|cumsum|gather|scatter_|squeeze|sort)\((\w+, )?-1[,)])|"
                         r"(^dim=-1$)|(^torch\.cumsum\(.*, -1\)$)"),
-    Equivalence(r"estimators::_prepare::unary_drop::-1 -> 1#\d+$",
+    Equivalence(r"estimators(?:_mixtures)?::_prepare::unary_drop::-1 -> 1#\d+$",
                 "flat_mask is 2-D (groups, B): axis -1 and axis 1 are the same axis",
                 context=r"^flat_mask\.sum\(-1\)$"),
-    Equivalence(r"estimators::(RankWeights|MethodInfo)::constant::True -> False#1$",
+    Equivalence(r"estimators(?:_mixtures)?::(RankWeights|MethodInfo)::constant::True -> False#1$",
                 "frozen=False only permits assigning to the dataclass's fields, which no code does",
                 context=r"^frozen=True$"),
-    Equivalence(r"estimators::MethodInfo::constant::False -> True#[12]$",
+    Equivalence(r"estimators(?:_mixtures)?::MethodInfo::constant::False -> True#[12]$",
                 "changes only repr() of a MethodInfo (whether its two functions are printed)",
                 context=r"^repr=False$"),
-    Equivalence(r"estimators::_prepare::(drop_statement::t = t\.to\(_WORK\) -> pass|unwrap_call::t\.to\(_WORK\) -> t|"
+    Equivalence(r"estimators(?:_mixtures)?::_prepare::(drop_statement::t = t\.to\(_WORK\) -> pass|"
+                r"unwrap_call::t\.to\(_WORK\) -> t|"
                 r"negate_if::if not t\.is_floating_point\(\)|unary_drop::not t\.is_floating_point\(\) -> )",
                 "every kernel converts to float64 itself, and any floating input gives the float64 result rounded "
                 "once (tested bit for bit), so converting integers here, floats too, or nothing, gives the "
                 "same output"),
-    Equivalence(r"estimators::_rank_weights::constant::256 -> 25[57]#1$",
+    Equivalence(r"estimators(?:_mixtures)?::_rank_weights::constant::256 -> 25[57]#1$",
                 "the lru_cache size decides only which weights are recomputed, never their values"),
-    Equivalence(r"estimators::_rank_weights::constant::1 -> 0#\d+$",
+    Equivalence(r"estimators(?:_mixtures)?::_rank_weights::constant::1 -> 0#\d+$",
                 "check_k guarantees k >= 1 before any weights are built, so 0 <= k and 1 <= k agree",
                 context=r"^1 <= k <= n$"),
-    Equivalence(r"estimators::_pkpo_loo1::constant::0 -> 1#1$",
+    Equivalence(r"estimators(?:_mixtures)?::_pkpo_loo1::constant::0 -> 1#1$",
                 "pad (1, 1) adds a last column that gather never reads (run starts are < B)", context=r"^\(1, 0\)$"),
-    Equivalence(r"estimators::_maxpo_pairwise_block::constant::1 -> 0#\d+$",
+    Equivalence(r"estimators(?:_mixtures)?::_maxpo_pairwise_block::constant::1 -> 0#\d+$",
                 "with the diagonal kept, d[p, p] enters both the column sum and the row sum of position p and "
                 "cancels in A = col - row (only the last bit of rounding can differ, below every tolerance)",
                 context=r"diagonal=1"),
-    Equivalence(r"estimators::_estimate\.rho::constant::1 -> 0#\d+$",
+    Equivalence(r"estimators(?:_mixtures)?::_estimate\.rho::constant::1 -> 0#\d+$",
                 "top is only a shift anchor: sum_i w_i (x_i - top) + top = sum_i w_i x_i since the weights sum to 1, "
                 "so the first element serves as well as the last (rounding aside)", context=r"^-1$"),
-    Equivalence(r"estimators::_chen_passk::(unwrap_call|constant::0 -> -1#1)",
+    Equivalence(r"estimators(?:_mixtures)?::_chen_passk::(unwrap_call|constant::0 -> -1#1)",
                 "rho (1 - rho) < 0 only by rounding; then sigma is NaN and the where() gives 0, as the clamp does",
                 context=r"clamp_min\(0\)|^\(rho \* \(1 - rho\)\)\.clamp_min\(0\)$"),
     Equivalence(r"validate::as_reward_tensor::boolop::t\.dtype not in _FLOAT_DTYPES and \(t\.dtype == torch\.bool or "
@@ -187,7 +189,7 @@ EQUIVALENT: list[Equivalence] = [
     Equivalence(r"validate::as_reward_tensor::unwrap_call::rewards\.detach\(\) -> rewards#1$",
                 "every estimator computes under torch.no_grad() from the tensor it is given, so the result carries "
                 "no graph whether or not the input was detached first"),
-    Equivalence(r"estimators::_chen_passk::(compare::sigma > 0 -> sigma >= 0|constant::0 -> -1)#\d+$",
+    Equivalence(r"estimators(?:_mixtures)?::_chen_passk::(compare::sigma > 0 -> sigma >= 0|constant::0 -> -1)#\d+$",
                 "sigma = 0 only when all rewards of the group are equal; then q == rho exactly (the shift is "
                 "added back to exact zeros), so (q - rho)/1 and 0/0 masked by the outer where both give 0",
                 context=r"sigma > 0"),
