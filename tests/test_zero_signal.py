@@ -93,3 +93,12 @@ def test_a_group_of_one_is_accepted_where_the_method_accepts_it() -> None:
     # pkpo_s takes K <= B, so B = K = 1 is a valid group: its one advantage is its reward, never forced to 0
     assert zero_signal_ties("pkpo_s", 1, 1) is None
     assert list(informative_counts("pkpo_s", 1, 1)) == [1]
+
+
+def test_a_method_without_a_rule_is_refused_not_guessed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # every method of METHODS has a rule (test_threshold_matches_brute_force); a newly added one must get one
+    import dataclasses
+
+    monkeypatch.setitem(maxpo.METHODS, "new_method", dataclasses.replace(maxpo.METHODS["rloo"], name="new_method"))
+    with pytest.raises(ValueError, match="no zero-signal rule is known for method 'new_method'"):
+        zero_signal_ties("new_method", 4, 2)
