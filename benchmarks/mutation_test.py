@@ -104,7 +104,7 @@ TARGETS = {
         Target("grouping", "maxpo/integrations/grouping.py", "maxpo.integrations.grouping",
                ("tests/test_integration_grouping.py",)),
         Target("trl_advantages", "maxpo/integrations/trl.py", "maxpo.integrations.trl",
-               ("tests/test_integration_trl.py", "tests/test_integration_grouping.py"),
+               ("tests/test_integration_trl_mixin.py",),  # no trainer: the trainer tests take minutes each run
                functions=("MaxKAdvantageMixin.maxk_rewards", "MaxKAdvantageMixin.maxk_advantages",
                           "MaxKAdvantageMixin.maxk_metrics", "MaxKAdvantageMixin._check_groups_are_prompts")),
         Target("zero_signal", "maxpo/theory/zero_signal.py", "maxpo.theory.zero_signal",
