@@ -100,7 +100,7 @@ TARGETS = {
         Target("lab_gradvar", "maxpo/lab/gradvar.py", "maxpo.lab.gradvar",
                ("tests/test_lab_stats.py", "tests/test_lab_independent.py"), keyword="gradient_variance"),
         Target("lab_evaluate", "maxpo/lab/evaluate.py", "maxpo.lab.evaluate",
-               ("tests/test_lab_independent.py", "tests/test_lab_train.py"), keyword=_LAB_FAST),
+               ("tests/test_lab_independent.py",), keyword="heldout"),
         Target("grouping", "maxpo/integrations/grouping.py", "maxpo.integrations.grouping",
                ("tests/test_integration_grouping.py",)),
         Target("trl_advantages", "maxpo/integrations/trl.py", "maxpo.integrations.trl",
