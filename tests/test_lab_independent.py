@@ -375,3 +375,26 @@ def test_training_step_gradient_and_logged_statistics_by_hand(monkeypatch: pytes
     assert rec["adv_rms"] == pytest.approx(math.sqrt(float((adv ** 2).sum()) / n), rel=1e-6)
     assert rec["tokens"] == int(tokens) and rec["mean_length"] == pytest.approx(tokens / n)
     assert rec["samples"] == n and rec["step"] == 1 and rec["kind"] == "train"
+
+
+def test_heldout_curve_ks_and_bad_ks() -> None:
+    from maxpo.lab import evaluate as ev
+
+    # powers of two up to n, then n itself when it is not one (by hand)
+    assert ev.passk_curve_ks(1) == [1] and ev.passk_curve_ks(8) == [1, 2, 4, 8]
+    assert ev.passk_curve_ks(12) == [1, 2, 4, 8, 12] and ev.passk_curve_ks(0) == []
+    assert ev.passk_curve_ks(3) == [1, 2, 3]
+    tok = SimpleNamespace(encode=lambda s: [1], bos_id=None, eos_id=0, pad_id=0, decode=lambda ids: "")
+    for bad in ([0], [5], [1, 5]):
+        with pytest.raises(ValueError, match=r"eval k values .* need 1 <= k <= n_samples=4"):
+            ev.evaluate(torch.nn.Module(), tok, [SimpleNamespace(prompt="p")], n_samples=4, ks=bad,
+                        max_new_tokens=2, seed=0)
+
+
+def test_heldout_prompt_encoding_puts_bos_first() -> None:
+    from maxpo.lab.evaluate import encode_prompt
+
+    puzzle = SimpleNamespace(prompt="ab")
+    assert encode_prompt(SimpleNamespace(encode=lambda s: [7, 8], bos_id=None), puzzle) == [7, 8]
+    assert encode_prompt(SimpleNamespace(encode=lambda s: [7, 8], bos_id=3), puzzle) == [3, 7, 8]
+    assert encode_prompt(SimpleNamespace(encode=lambda s: [7, 8], bos_id=0), puzzle) == [0, 7, 8]
