@@ -146,8 +146,9 @@ def test_gradient_variance_statistics_from_prescribed_gradients(monkeypatch: pyt
 
 
 # ------------------------------------------------------------------------------------------- held-out max@k
-@pytest.mark.parametrize("chunk", [4096, 5])
-def test_heldout_maxk_of_partial_rewards_by_brute_force(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+@pytest.mark.parametrize("chunk, vocab", [(4096, None), (5, None), (4096, 2**24), (4096, 2**20)])
+def test_heldout_maxk_of_partial_rewards_by_brute_force(monkeypatch: pytest.MonkeyPatch, chunk: int,
+                                                        vocab: int | None) -> None:
     """Sampling and scoring are stubbed so each answer has a known partial score (1 = correct); max@k is then the
     mean over puzzles of the mean over k-subsets of the best partial score, pass@k the share of k-subsets with a
     correct answer (brute force in fractions). The partial scores are chosen so that max@k differs from pass@k."""
@@ -159,7 +160,10 @@ def test_heldout_maxk_of_partial_rewards_by_brute_force(monkeypatch: pytest.Monk
     flat = [x for row in partial for x in row]
     counter = itertools.count()
 
+    sizes: list[int] = []
+
     def fake_sample(model, prompts, u, eos, pad, bf16):  # noqa: ANN001, ANN202
+        sizes.append(len(prompts))
         answers = [[next(counter)] for _ in prompts]
         return SimpleNamespace(answers=answers, entropy=torch.ones(len(prompts)), n_tokens=2 * len(prompts))
 
@@ -171,8 +175,13 @@ def test_heldout_maxk_of_partial_rewards_by_brute_force(monkeypatch: pytest.Monk
     monkeypatch.setattr(ev, "score_batch", fake_score)
     tok = SimpleNamespace(encode=lambda s: [1], bos_id=None, eos_id=0, pad_id=0, decode=lambda ids: str(ids[0]))
     puzzles = [SimpleNamespace(prompt=f"p{i}") for i in range(3)]
-    res = ev.evaluate(torch.nn.Module(), tok, puzzles, n_samples=4, ks=[1, 2, 3, 4], max_new_tokens=3, seed=0,
-                      chunk=chunk)
+    model = torch.nn.Module()
+    if vocab:  # a model whose config names its vocabulary: at most about 2^26 / vocab answers per sampling call
+        model.cfg = SimpleNamespace(vocab_size=vocab)
+    res = ev.evaluate(model, tok, puzzles, n_samples=4, ks=[1, 2, 3, 4], max_new_tokens=3, seed=0, chunk=chunk)
+    # whole puzzles per call: chunk // n of them, at least one; a vocabulary of 2^24 allows 4 answers, 2^20 allows 64
+    per_call = {(4096, None): 12, (5, None): 4, (4096, 2**24): 4, (4096, 2**20): 12}[(chunk, vocab)]
+    assert sizes == [per_call] * (12 // per_call)
     for k in (1, 2, 3, 4):
         subsets = list(itertools.combinations(range(4), k))
         want_max = sum((sum((max(row[i] for i in s) for s in subsets), Fraction(0)) / len(subsets)
