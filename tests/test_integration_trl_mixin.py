@@ -129,3 +129,21 @@ def test_prompt_layout_check() -> None:
         _fake(2, prompts=["a", "a", "b", "c"])._check_groups_are_prompts(4, 2)
     with pytest.raises(RuntimeError, match="rows 0..2 of the gathered batch"):
         _fake(2, prompts=["a", "b", "b", "c", "c", "c"])._check_groups_are_prompts(6, 3)
+
+
+def test_float32_rewards_stay_float32_and_the_mean_abs_advantage_is_summed_in_float64() -> None:
+    # TRL keeps float32 rewards; weights given in float64 must not promote them
+    rpf = torch.tensor([[0.1], [0.7], [0.3], [0.9], [0.11], [0.13], [0.17], [0.71]], dtype=torch.float32)
+    f = _fake(2, weights=(0.3,))
+    f.reward_weights = torch.tensor([0.3], dtype=torch.float64)
+    rewards, _ = f.maxk_rewards(rpf)
+    assert rewards.dtype == torch.float32
+    result = f.maxk_advantages(rpf, 4)
+    assert result.advantages.dtype == torch.float32
+    m = f.maxk_metrics(rpf, 4, result)
+    want = math.fsum(abs(float(a)) for a in result.advantages) / 8  # the float32 values, summed exactly
+    assert m["maxk/mean_abs_advantage"] == pytest.approx(want, rel=1e-14)
+
+
+def test_prompt_layout_check_with_groups_of_one() -> None:
+    _fake(1, method="pkpo_s", prompts=["a", "b", "c"])._check_groups_are_prompts(3, 1)
