@@ -189,6 +189,12 @@ EQUIVALENT: list[Equivalence] = [
     Equivalence(r"validate::as_reward_tensor::unwrap_call::rewards\.detach\(\) -> rewards#1$",
                 "every estimator computes under torch.no_grad() from the tensor it is given, so the result carries "
                 "no graph whether or not the input was detached first"),
+    Equivalence(r"trl_advantages::MaxKAdvantageMixin\.maxk_metrics::constant::0 -> -1#1$",
+                "maxk_rewards returns a 1-D vector (nansum over dim 1 of the 2-D reward matrix), so shape[0] and "
+                "shape[-1] are the same length", context=r"^rewards\.shape\[0\]$"),
+    Equivalence(r"trl_advantages::MaxKAdvantageMixin\._check_groups_are_prompts::constant::0 -> -1#\d+$",
+                "every member of a group equals its first member exactly when every member equals its last",
+                context=r"^group\[0\]$"),
     Equivalence(r"estimators(?:_mixtures)?::_chen_passk::(compare::sigma > 0 -> sigma >= 0|constant::0 -> -1)#\d+$",
                 "sigma = 0 only when all rewards of the group are equal; then q == rho exactly (the shift is "
                 "added back to exact zeros), so (q - rho)/1 and 0/0 masked by the outer where both give 0",
