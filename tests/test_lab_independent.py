@@ -407,3 +407,17 @@ def test_heldout_prompt_encoding_puts_bos_first() -> None:
     assert encode_prompt(SimpleNamespace(encode=lambda s: [7, 8], bos_id=None), puzzle) == [7, 8]
     assert encode_prompt(SimpleNamespace(encode=lambda s: [7, 8], bos_id=3), puzzle) == [3, 7, 8]
     assert encode_prompt(SimpleNamespace(encode=lambda s: [7, 8], bos_id=0), puzzle) == [0, 7, 8]
+
+
+def test_advantage_scale_refuses_unknown_and_unclassified_methods(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from maxpo.lab.loss import advantage_scale
+
+    with pytest.raises(ValueError, match="unknown advantage method 'nope'"):
+        advantage_scale("nope", 4, 2)
+    monkeypatch.setitem(maxpo.METHODS, "new_method", dataclasses.replace(maxpo.METHODS["rloo"], name="new_method"))
+    with pytest.raises(ValueError, match="method 'new_method' has no loss scale"):
+        advantage_scale("new_method", 4, 2)
+    assert advantage_scale("maxpo", 8, 2) == 4.0 and advantage_scale("maxrl", 8, 2) == 8.0  # B/K, B (by hand)
+    assert advantage_scale("grpo", 8, 2) == 1.0
