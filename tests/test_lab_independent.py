@@ -421,3 +421,14 @@ def test_advantage_scale_refuses_unknown_and_unclassified_methods(monkeypatch: p
         advantage_scale("new_method", 4, 2)
     assert advantage_scale("maxpo", 8, 2) == 4.0 and advantage_scale("maxrl", 8, 2) == 8.0  # B/K, B (by hand)
     assert advantage_scale("grpo", 8, 2) == 1.0
+
+
+@pytest.mark.parametrize("aggregation, denom, match", [("mean", 1.0, "aggregation must be 'sequence' or 'token'"),
+                                                        ("sequence", 0.0, "normaliser must be positive"),
+                                                        ("token", -2.0, "normaliser must be positive")])
+def test_policy_loss_refuses_bad_aggregation_and_normaliser(aggregation: str, denom: float, match: str) -> None:
+    from maxpo.lab.loss import policy_loss
+
+    t = torch.zeros(1, 2)
+    with pytest.raises(ValueError, match=match):
+        policy_loss(t, t, torch.zeros(1), torch.ones(1, 2, dtype=torch.bool), aggregation, denom)
