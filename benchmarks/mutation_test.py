@@ -149,7 +149,8 @@ EQUIVALENT: list[Equivalence] = [
                 "every kernel converts to float64 itself, and any floating input gives the float64 result rounded "
                 "once (tested bit for bit), so converting integers here, floats too, or nothing, gives the "
                 "same output"),
-    Equivalence(r"estimators(?:_mixtures)?::_rank_weights::constant::256 -> 25[57]#1$",
+    Equivalence(r"estimators(?:_mixtures)?::(_rank_weights|_mixture_q_weights|_mixture_maxk_weights)::constant::"
+                r"256 -> 25[57]#1$",
                 "the lru_cache size decides only which weights are recomputed, never their values"),
     Equivalence(r"estimators(?:_mixtures)?::_rank_weights::constant::1 -> 0#\d+$",
                 "check_k guarantees k >= 1 before any weights are built, so 0 <= k and 1 <= k agree",
