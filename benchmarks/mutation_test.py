@@ -83,12 +83,32 @@ TARGETS = {
     for t in [
         Target("estimators", "maxpo/estimators.py", "maxpo.estimators", _ESTIMATOR_TESTS),
         Target("validate", "maxpo/_validate.py", "maxpo._validate", _ESTIMATOR_TESTS),
+        # the loss is tested on its own (value, logged statistics and gradient by hand, and in a training step)
         Target("lab_loss", "maxpo/lab/loss.py", "maxpo.lab.loss",
-               ("tests/test_lab_loss*.py", "tests/test_lab_model.py", "tests/test_lab_train*.py"),
-               keyword=_LAB_FAST),
+               ("tests/test_lab_loss*.py", "tests/test_lab_independent.py"),
+               keyword="not warm_start"),
         Target("lab_train_step", "maxpo/lab/train.py", "maxpo.lab.train",
-               ("tests/test_lab_loss*.py", "tests/test_lab_train*.py"), functions=("_rl_step",),
-               keyword=_LAB_FAST),
+               ("tests/test_lab_independent.py", "tests/test_lab_train*.py"),
+               functions=("_rl_step",), keyword=_LAB_FAST),
+        Target("lstatistics", "maxpo/lstatistics.py", "maxpo.lstatistics", ("tests/test_lstatistics.py",)),
+        Target("estimators_mixtures", "maxpo/estimators.py", "maxpo.estimators",
+               ("tests/test_mixtures.py", *_ESTIMATOR_TESTS),
+               functions=("_mixture_q_weights", "_mixture_maxk_weights", "_harmonic", "_linear_mixture", "_maxpo",
+                          "_grpo_passk", "_maxrl", "_checker", "_size_error", "_estimate")),
+        Target("lab_stats", "maxpo/lab/stats.py", "maxpo.lab.stats",
+               ("tests/test_lab_stats.py", "tests/test_lab_independent.py"), keyword="bootstrap or passk"),
+        Target("lab_gradvar", "maxpo/lab/gradvar.py", "maxpo.lab.gradvar",
+               ("tests/test_lab_stats.py", "tests/test_lab_independent.py"), keyword="gradient_variance"),
+        Target("lab_evaluate", "maxpo/lab/evaluate.py", "maxpo.lab.evaluate",
+               ("tests/test_lab_independent.py",), keyword="heldout"),
+        Target("grouping", "maxpo/integrations/grouping.py", "maxpo.integrations.grouping",
+               ("tests/test_integration_grouping.py",)),
+        Target("trl_advantages", "maxpo/integrations/trl.py", "maxpo.integrations.trl",
+               ("tests/test_integration_trl_mixin.py",),  # no trainer: the trainer tests take minutes each run
+               functions=("MaxKAdvantageMixin.maxk_rewards", "MaxKAdvantageMixin.maxk_advantages",
+                          "MaxKAdvantageMixin.maxk_metrics", "MaxKAdvantageMixin._check_groups_are_prompts")),
+        Target("zero_signal", "maxpo/theory/zero_signal.py", "maxpo.theory.zero_signal",
+               ("tests/test_zero_signal.py",)),
     ]
 }
 
@@ -103,7 +123,8 @@ class Equivalence:
     context: str = ""
 
 
-_DENSE = (r"estimators::(_Sorted\.unsort|_sort_groups|_q_sorted|_maxpo|_canonical|_pkpo_s|_pkpo_loo|_pkpo_loo1|"
+_DENSE = (r"estimators(?:_mixtures)?::(_Sorted\.unsort|_sort_groups|_q_sorted|_maxpo|_canonical|_pkpo_s|"
+          r"_pkpo_loo|_pkpo_loo1|"
           r"_maxpo_pairwise|_maxpo_pairwise_block|_chen_passk|_grpo|_dr_grpo|_rloo|_by_group_size|_estimate\.rho|advantages)")
 
 #: Each entry was checked by reading the code; an entry that matches no survivor is reported as stale.
@@ -113,35 +134,37 @@ EQUIVALENT: list[Equivalence] = [
                 "first), so axis -1 and axis 1 are the same axis",
                 context=r"(\.shape\[-1\]$)|((mean|std|sum|cumsum|gather|scatter_|squeeze|sort)\((\w+, )?-1[,)])|"
                         r"(^dim=-1$)|(^torch\.cumsum\(.*, -1\)$)"),
-    Equivalence(r"estimators::_prepare::unary_drop::-1 -> 1#\d+$",
+    Equivalence(r"estimators(?:_mixtures)?::_prepare::unary_drop::-1 -> 1#\d+$",
                 "flat_mask is 2-D (groups, B): axis -1 and axis 1 are the same axis",
                 context=r"^flat_mask\.sum\(-1\)$"),
-    Equivalence(r"estimators::(RankWeights|MethodInfo)::constant::True -> False#1$",
+    Equivalence(r"estimators(?:_mixtures)?::(RankWeights|MethodInfo)::constant::True -> False#1$",
                 "frozen=False only permits assigning to the dataclass's fields, which no code does",
                 context=r"^frozen=True$"),
-    Equivalence(r"estimators::MethodInfo::constant::False -> True#[12]$",
+    Equivalence(r"estimators(?:_mixtures)?::MethodInfo::constant::False -> True#[12]$",
                 "changes only repr() of a MethodInfo (whether its two functions are printed)",
                 context=r"^repr=False$"),
-    Equivalence(r"estimators::_prepare::(drop_statement::t = t\.to\(_WORK\) -> pass|unwrap_call::t\.to\(_WORK\) -> t|"
+    Equivalence(r"estimators(?:_mixtures)?::_prepare::(drop_statement::t = t\.to\(_WORK\) -> pass|"
+                r"unwrap_call::t\.to\(_WORK\) -> t|"
                 r"negate_if::if not t\.is_floating_point\(\)|unary_drop::not t\.is_floating_point\(\) -> )",
                 "every kernel converts to float64 itself, and any floating input gives the float64 result rounded "
                 "once (tested bit for bit), so converting integers here, floats too, or nothing, gives the "
                 "same output"),
-    Equivalence(r"estimators::_rank_weights::constant::256 -> 25[57]#1$",
+    Equivalence(r"estimators(?:_mixtures)?::(_rank_weights|_mixture_q_weights|_mixture_maxk_weights)::constant::"
+                r"256 -> 25[57]#1$",
                 "the lru_cache size decides only which weights are recomputed, never their values"),
-    Equivalence(r"estimators::_rank_weights::constant::1 -> 0#\d+$",
+    Equivalence(r"estimators(?:_mixtures)?::_rank_weights::constant::1 -> 0#\d+$",
                 "check_k guarantees k >= 1 before any weights are built, so 0 <= k and 1 <= k agree",
                 context=r"^1 <= k <= n$"),
-    Equivalence(r"estimators::_pkpo_loo1::constant::0 -> 1#1$",
+    Equivalence(r"estimators(?:_mixtures)?::_pkpo_loo1::constant::0 -> 1#1$",
                 "pad (1, 1) adds a last column that gather never reads (run starts are < B)", context=r"^\(1, 0\)$"),
-    Equivalence(r"estimators::_maxpo_pairwise_block::constant::1 -> 0#\d+$",
+    Equivalence(r"estimators(?:_mixtures)?::_maxpo_pairwise_block::constant::1 -> 0#\d+$",
                 "with the diagonal kept, d[p, p] enters both the column sum and the row sum of position p and "
                 "cancels in A = col - row (only the last bit of rounding can differ, below every tolerance)",
                 context=r"diagonal=1"),
-    Equivalence(r"estimators::_estimate\.rho::constant::1 -> 0#\d+$",
+    Equivalence(r"estimators(?:_mixtures)?::_estimate\.rho::constant::1 -> 0#\d+$",
                 "top is only a shift anchor: sum_i w_i (x_i - top) + top = sum_i w_i x_i since the weights sum to 1, "
                 "so the first element serves as well as the last (rounding aside)", context=r"^-1$"),
-    Equivalence(r"estimators::_chen_passk::(unwrap_call|constant::0 -> -1#1)",
+    Equivalence(r"estimators(?:_mixtures)?::_chen_passk::(unwrap_call|constant::0 -> -1#1)",
                 "rho (1 - rho) < 0 only by rounding; then sigma is NaN and the where() gives 0, as the clamp does",
                 context=r"clamp_min\(0\)|^\(rho \* \(1 - rho\)\)\.clamp_min\(0\)$"),
     Equivalence(r"validate::as_reward_tensor::boolop::t\.dtype not in _FLOAT_DTYPES and \(t\.dtype == torch\.bool or "
@@ -167,7 +190,13 @@ EQUIVALENT: list[Equivalence] = [
     Equivalence(r"validate::as_reward_tensor::unwrap_call::rewards\.detach\(\) -> rewards#1$",
                 "every estimator computes under torch.no_grad() from the tensor it is given, so the result carries "
                 "no graph whether or not the input was detached first"),
-    Equivalence(r"estimators::_chen_passk::(compare::sigma > 0 -> sigma >= 0|constant::0 -> -1)#\d+$",
+    Equivalence(r"trl_advantages::MaxKAdvantageMixin\.maxk_metrics::constant::0 -> -1#1$",
+                "maxk_rewards returns a 1-D vector (nansum over dim 1 of the 2-D reward matrix), so shape[0] and "
+                "shape[-1] are the same length", context=r"^rewards\.shape\[0\]$"),
+    Equivalence(r"trl_advantages::MaxKAdvantageMixin\._check_groups_are_prompts::constant::0 -> -1#\d+$",
+                "every member of a group equals its first member exactly when every member equals its last",
+                context=r"^group\[0\]$"),
+    Equivalence(r"estimators(?:_mixtures)?::_chen_passk::(compare::sigma > 0 -> sigma >= 0|constant::0 -> -1)#\d+$",
                 "sigma = 0 only when all rewards of the group are equal; then q == rho exactly (the shift is "
                 "added back to exact zeros), so (q - rho)/1 and 0/0 masked by the outer where both give 0",
                 context=r"sigma > 0"),
@@ -535,6 +564,7 @@ def _sha(text: str) -> str:
 
 def run_target(target: Target, items: list[Any], only: str | None, timeout_factor: float,
                verbose: bool = False, survivors_of: str | None = None, out_path: Path | None = None) -> dict[str, Any]:
+    started = time.perf_counter()
     source, mutants = make_mutants(target)
     if only:
         mutants = [m for m in mutants if only in m.id]
@@ -594,7 +624,10 @@ def run_target(target: Target, items: list[Any], only: str | None, timeout_facto
     summary = report["summary"]
     print(f"  {target.name}: {summary['killed']} killed of {summary['mutants'] - summary['equivalent']} "
           f"non-equivalent ({summary['mutants']} mutants, {summary['equivalent']} equivalent): "
-          f"score {summary['score']:.1%}", flush=True)
+          f"score {summary['score']:.1%}; {time.perf_counter() - started:.0f} s for the target", flush=True)
+    report["target_seconds"] = round(time.perf_counter() - started, 1)
+    if out_path:
+        out_path.write_text(json.dumps(report, indent=1) + "\n")
     return report
 
 

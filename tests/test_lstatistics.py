@@ -25,17 +25,51 @@ def test_min_weights_are_inclusion_exclusion():
             {j: F((-1) ** (j + 1) * math.comb(k, j)) for j in range(1, k + 1)}
 
 
-@pytest.mark.parametrize("name, k, m", [("min", 4, None), ("median", 4, None), ("median", 5, None),
-                                         ("top_mean", 4, 2), ("bottom_mean", 3, 2), ("trimmed_mean", 5, 1),
-                                         ("mean", 3, None), ("max", 3, None)])
+def _subset_objective(name: str, s: tuple, m: int | None) -> F:
+    """The named objective of one subset, computed directly from its sorted values (no coefficients)."""
+    v = sorted(s)
+    n = len(v)
+    if name == "max":
+        return v[-1]
+    if name == "min":
+        return v[0]
+    if name == "mean":
+        return sum(v, F(0)) / n
+    if name == "median":
+        return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+    if name == "top_mean":
+        return sum(v[n - m:], F(0)) / m
+    if name == "bottom_mean":
+        return sum(v[:m], F(0)) / m
+    assert name == "trimmed_mean"
+    return sum(v[m:n - m], F(0)) / (n - 2 * m)
+
+
+_CASES = [("min", 4, None), ("median", 2, None), ("median", 3, None), ("median", 4, None), ("median", 5, None),
+          ("median", 6, None), ("top_mean", 2, 1), ("top_mean", 4, 2), ("top_mean", 5, 3), ("bottom_mean", 2, 1),
+          ("bottom_mean", 3, 2), ("bottom_mean", 4, 3), ("trimmed_mean", 5, 1), ("trimmed_mean", 6, 2),
+          ("trimmed_mean", 4, 1), ("trimmed_mean", 3, 0), ("mean", 2, None), ("mean", 3, None),
+          ("max", 2, None), ("max", 3, None), ("min", 2, None)]
+
+
+@pytest.mark.parametrize("name, k, m", _CASES)
 def test_mixture_of_ustats_equals_the_lstatistic_by_subsets(name, k, m):
-    # sum_k w_k (max@k U-statistic) = mean over all K-subsets of the L-statistic of the subset, exactly
-    r = [F(3, 7), F(-1, 2), F(2), F(1, 3), F(1, 3), F(5, 4), F(0)]
-    a = ls.lstatistic_coefficients(name, k, m)
-    w = ls.mixture_weights(a)
+    # sum_k w_k (max@k U-statistic) = mean over all K-subsets of the objective of the subset, exactly;
+    # the direct side takes the median / trimmed / top-m / bottom-m mean of each subset by hand
+    r = [F(3, 7), F(-1, 2), F(2), F(1, 3), F(1, 3), F(5, 4), F(0), F(-7, 3)]
+    w = ls.mixture_weights(ls.lstatistic_coefficients(name, k, m))
     subsets = list(itertools.combinations(r, k))
-    direct = sum((sum((aj * x for aj, x in zip(a, sorted(s))), F(0)) for s in subsets), F(0)) / len(subsets)
+    direct = sum((_subset_objective(name, s, m) for s in subsets), F(0)) / len(subsets)
     assert ref.mixture_ustat(r, w) == direct
+
+
+@pytest.mark.parametrize("name, k, m", _CASES)
+def test_mean_type_coefficients_sum_to_one(name, k, m):
+    # every objective here is a mean of order statistics: a constant reward c has objective c
+    a = ls.lstatistic_coefficients(name, k, m)
+    assert sum(a) == 1
+    assert all(x >= 0 for x in a)
+    assert sum(ls.mixture_weights(a).values()) == 1  # J_k of a constant is the constant
 
 
 def test_named_weights_give_exact_advantages_batched_with_masks():
@@ -76,3 +110,47 @@ def test_precision_loss_is_measured_against_fractions():
 def test_bad_lstatistics(args, match):
     with pytest.raises(ValueError, match=match):
         ls.lstatistic_weights(*args)
+
+
+def test_precision_thresholds_at_their_edges():
+    # min of K has weights (-1)^(k+1) C(K, k): L1 norm 2^K - 1 (computed here, not read from the module)
+    assert sum(abs(v) for v in ls.mixture_weights(ls.lstatistic_coefficients("min", 14)).values()) == 2 ** 14 - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ls.lstatistic_weights("min", 13)  # 8191 < 1e4: silent
+    with pytest.warns(RuntimeWarning, match=r"1\.64e\+04"):
+        ls.lstatistic_weights("min", 14)  # 16383 > 1e4
+    with pytest.warns(RuntimeWarning):
+        assert ls.lstatistic_weights("min", 23)[23] == 1.0  # 8388607 < 1e7: warned, not refused
+    with pytest.raises(ValueError, match="1.68e\\+07"):
+        ls.lstatistic_weights("min", 24)  # 16777215 > 1e7
+
+
+@pytest.mark.parametrize("args, match", [(("median", True), "K must be"), (("median", 2.0), "K must be"),
+                                         (("median", -1), "K must be"), (("top_mean", 4, True), "integer m"),
+                                         (("top_mean", 4, 1.0), "integer m"), (("top_mean", 4, 0), "1 <= m <= K"),
+                                         (("bottom_mean", 4, 0), "1 <= m <= K"), (("bottom_mean", 3, 4), "1 <= m"),
+                                         (("trimmed_mean", 4, -1), "2 m < K"), (("trimmed_mean", 5, 3), "2 m < K"),
+                                         (("trimmed_mean", 4, None), "integer m")])
+def test_bad_lstatistic_arguments_name_the_problem(args, match):
+    with pytest.raises(ValueError, match=match):
+        ls.lstatistic_coefficients(*args)
+
+
+def test_edge_arguments_are_accepted():
+    assert ls.lstatistic_coefficients("top_mean", 3, 3) == [F(1, 3)] * 3
+    assert ls.lstatistic_coefficients("bottom_mean", 3, 1) == [F(1), F(0), F(0)]
+    assert ls.lstatistic_coefficients("trimmed_mean", 5, 2) == [F(0), F(0), F(1), F(0), F(0)]
+    assert ls.lstatistic_coefficients("median", 1) == [F(1)]
+    assert ls.lstatistic_coefficients("max", 1, m=3) == [F(1)]  # m is ignored where no m is needed
+
+
+def test_mixture_weights_of_nothing_is_refused():
+    with pytest.raises(ValueError, match="at least one coefficient"):
+        ls.mixture_weights([])
+    assert ls.mixture_weights(["1/2", 0, "1/2"]) == {1: F(3, 2), 2: F(-3, 2), 3: F(1)}  # by hand: (J1 ... J3)
+
+
+def test_spanning_matrix_entries_by_hand():
+    # K = 3: J_1 = (x1 + x2 + x3)/3, J_2 = (x2 + 2 x3)/3, J_3 = x3
+    assert ls.spanning_matrix(3).tolist() == [[F(1, 3), F(1, 3), F(1, 3)], [0, F(1, 3), F(2, 3)], [0, 0, 1]]

@@ -231,3 +231,37 @@ def test_grpo_passk_equals_verl_as_it_ships():
         config={"norm_adv_by_std_in_grpo": True})
     ours = maxpo.advantages(scores, 5, "grpo_passk")
     torch.testing.assert_close(verl_adv[:, 0].reshape(6, 5), ours, rtol=1e-6, atol=1e-6)
+
+
+# Accepted mixture keys K at group size B, written by hand from each method's definition (not read from
+# METHODS): maxpo / maxpo_pairwise / pkpo_loo need a max@K estimate from the other B - 1 samples
+# (1 <= K <= B - 1); pkpo_s needs K <= B; pkpo_loo1's baseline is a max@(K - 1) estimate (2 <= K <= B).
+MIXTURE_BOUNDS = {"maxpo": (1, -1), "maxpo_pairwise": (1, -1), "pkpo_s": (1, 0), "pkpo_loo": (1, -1),
+                  "pkpo_loo1": (2, 0)}
+
+
+def test_every_mixture_method_has_hand_written_bounds():
+    assert set(MIXTURE_BOUNDS) == set(LINEAR)
+
+
+@pytest.mark.parametrize("method", sorted(MIXTURE_BOUNDS))
+@pytest.mark.parametrize("b", [4, 6])
+def test_mixture_keys_refused_below_and_above_each_methods_bounds(method, b):
+    lo, hi_off = MIXTURE_BOUNDS[method]
+    hi = b + hi_off
+    r = torch.linspace(0.0, 1.0, b, dtype=torch.float64)
+    # both ends accepted, alone and together with a key inside
+    for keys in ({lo: 1.0}, {hi: 1.0}, {lo: 0.5, hi: -2.0}, {lo: 1.0, (lo + hi) // 2: 1.0, hi: 1.0}):
+        assert torch.isfinite(maxpo.advantages(r, keys, method=method)).all()
+    # one step outside either end is refused, whether the bad key is the smallest, the largest or alone
+    below = lo - 1
+    if below >= 1:  # K = 0 is refused for every method by the key check itself
+        for keys in ({below: 1.0}, {below: 1.0, hi: 1.0}):
+            with pytest.raises(ValueError, match=f"method '{method}'.*mixture key K = {below}"):
+                maxpo.advantages(r, keys, method=method)
+    else:
+        with pytest.raises(ValueError, match="out of range"):
+            maxpo.advantages(r, {0: 1.0, hi: 1.0}, method=method)
+    for keys in ({hi + 1: 1.0}, {lo: 1.0, hi + 1: 1.0}):
+        with pytest.raises(ValueError, match=f"method '{method}'.*mixture key K = {hi + 1}"):
+            maxpo.advantages(r, keys, method=method)

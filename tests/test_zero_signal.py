@@ -66,3 +66,39 @@ def test_informative_counts_and_errors() -> None:
         zero_signal_ties("maxpo", 4, 4)
     with pytest.raises(ValueError, match="probability"):
         no_signal_probability("maxpo", 4, 2, 1.5)
+
+
+@pytest.mark.parametrize("b, k", [(0, 1), (4, 0), (-2, 1), (4, -1), (4.0, 2), (4, 2.0), ("4", 2)])
+def test_group_size_and_k_must_be_positive_integers(b: object, k: object) -> None:
+    with pytest.raises(ValueError, match="need integers B >= 1 and K >= 1"):
+        zero_signal_ties("rloo", b, k)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("p", [-0.01, 1.01, float("nan")])
+def test_no_signal_probability_refuses_non_probabilities(p: float) -> None:
+    with pytest.raises(ValueError, match="probability"):
+        no_signal_probability("maxpo", 4, 2, p)
+
+
+def test_no_signal_probability_at_the_ends_and_never_negative() -> None:
+    # p = 0: every group is all wrong; p = 1: all right, which gives MaxPO no signal either
+    assert no_signal_probability("maxpo", 6, 2, 0.0) == 1.0 and no_signal_probability("maxpo", 6, 2, 1.0) == 1.0
+    # pkpo_s is silent only for an all-wrong group: (1 - p)^B, here 0.1^20 = 1e-20, which the sum of the other
+    # terms cannot resolve in float64 (1 - sum is -2.2e-16 before the clamp): a probability is never negative
+    assert 0.0 <= no_signal_probability("pkpo_s", 20, 1, 0.9) < 1e-15
+    assert 0.0 <= no_signal_probability("pkpo_s", 37, 1, 0.7) < 1e-15
+
+
+def test_a_group_of_one_is_accepted_where_the_method_accepts_it() -> None:
+    # pkpo_s takes K <= B, so B = K = 1 is a valid group: its one advantage is its reward, never forced to 0
+    assert zero_signal_ties("pkpo_s", 1, 1) is None
+    assert list(informative_counts("pkpo_s", 1, 1)) == [1]
+
+
+def test_a_method_without_a_rule_is_refused_not_guessed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # every method of METHODS has a rule (test_threshold_matches_brute_force); a newly added one must get one
+    import dataclasses
+
+    monkeypatch.setitem(maxpo.METHODS, "new_method", dataclasses.replace(maxpo.METHODS["rloo"], name="new_method"))
+    with pytest.raises(ValueError, match="no zero-signal rule is known for method 'new_method'"):
+        zero_signal_ties("new_method", 4, 2)

@@ -1,0 +1,434 @@
+"""The lab's reported statistics against computations that share no code with them (issue 20).
+
+The paired bootstrap against normal theory and against a hand-written resampling loop; the gradient-variance
+statistics from prescribed gradient vectors; held-out max@k of partial rewards from stubbed sampling against a
+brute force over k-subsets; the training step's ``zero_grad`` (step 2's gradient is a fresh one-step gradient).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+from statistics import NormalDist
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import maxpo
+from maxpo.lab.stats import paired_bootstrap_ci
+
+torch.set_num_threads(1)
+
+
+# ------------------------------------------------------------------------------------------- paired bootstrap
+@pytest.mark.parametrize("level", [0.95, 0.8])
+def test_bootstrap_width_matches_normal_theory_on_a_large_sample(level: float) -> None:
+    """One seed, P = 3000 puzzles: the resampled mean is close to normal with sd = sd(d)/sqrt(P), so the
+    percentile interval is d_bar -+ z_{(1+level)/2} sd(d)/sqrt(P) (z from the standard normal, not from numpy)."""
+    rng = np.random.default_rng(7)
+    p = 3000
+    b = rng.random((1, p))
+    d = rng.normal(0.2, 1.5, size=(1, p))
+    ci = paired_bootstrap_ci(b + d, b, n_boot=4000, level=level, seed=3)
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    sd = math.sqrt(sum((x - d.mean()) ** 2 for x in d[0].tolist()) / p) / math.sqrt(p)
+    assert ci["diff"] == pytest.approx(float(d.mean()), abs=1e-12)
+    assert ci["hi"] - ci["lo"] == pytest.approx(2 * z * sd, rel=0.06)
+    assert (ci["lo"] + ci["hi"]) / 2 == pytest.approx(float(d.mean()), abs=0.15 * z * sd)
+    assert ci["level"] == level and ci["n_boot"] == 4000
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolation quantile of a sorted list (position q (n - 1)), written out by hand."""
+    pos = q * (len(sorted_values) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (pos - lo) * (sorted_values[hi] - sorted_values[lo])
+
+
+@pytest.mark.parametrize("level", [0.9, 0.5])
+def test_bootstrap_equals_a_hand_written_resampling_loop(level: float) -> None:
+    """The documented scheme written out: draw S seeds then P puzzles with replacement (same generator, same
+    order of draws), average a - b over the resampled (seed, puzzle) grid by explicit loops, take quantiles."""
+    rng_data = np.random.default_rng(11)
+    s, p, n_boot = 4, 7, 300
+    a = rng_data.random((s, p)) + rng_data.normal(0, 0.3, size=(s, 1))
+    b = rng_data.random((s, p))
+    got = paired_bootstrap_ci(a, b, n_boot=n_boot, level=level, seed=5)
+    rng = np.random.default_rng(5)
+    stats = []
+    for _ in range(n_boot):
+        rows = [int(i) for i in rng.integers(0, s, size=s)]
+        cols = [int(j) for j in rng.integers(0, p, size=p)]
+        stats.append(sum(float(a[i, j] - b[i, j]) for i in rows for j in cols) / (s * p))
+    stats.sort()
+    assert got["lo"] == pytest.approx(_quantile(stats, (1 - level) / 2), abs=1e-12)
+    assert got["hi"] == pytest.approx(_quantile(stats, (1 + level) / 2), abs=1e-12)
+    assert got["diff"] == pytest.approx(sum(float(x) for x in (a - b).ravel()) / (s * p), abs=1e-12)
+
+
+
+def test_bootstrap_defaults_are_the_documented_ones() -> None:
+    ci = paired_bootstrap_ci(np.ones((2, 3)), np.zeros((2, 3)))
+    assert ci == {"diff": 1.0, "lo": 1.0, "hi": 1.0, "level": 0.95, "n_boot": 4000}
+
+
+
+def test_bootstrap_default_seed_is_zero_and_lists_are_accepted() -> None:
+    rng = np.random.default_rng(2)
+    a, b = rng.random((3, 5)), rng.random((3, 5))
+    assert paired_bootstrap_ci(a, b) == paired_bootstrap_ci(a.tolist(), b.tolist(), seed=0)
+    assert paired_bootstrap_ci(a, b) != paired_bootstrap_ci(a, b, seed=1)
+
+
+@pytest.mark.parametrize("shape, level, match", [((0, 3), 0.9, "non-empty"), ((3, 0), 0.9, "non-empty"),
+                                                 ((3,), 0.9, "non-empty"), ((2, 2), 0.0, "level"),
+                                                 ((2, 2), 1.0, "level"), ((2, 2), 1.5, "level"),
+                                                 ((2, 2), -0.5, "level")])
+def test_bootstrap_refuses_empty_samples_and_levels_outside_0_1(shape: tuple, level: float, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        paired_bootstrap_ci(np.zeros(shape), np.zeros(shape), level=level)
+
+@pytest.mark.parametrize("k, n", [(0, 4), (5, 4), (-1, 3)])
+def test_passk_per_puzzle_refuses_k_outside_1_to_n(k: int, n: int) -> None:
+    from maxpo.lab.stats import passk_per_puzzle
+
+    with pytest.raises(ValueError, match="1 <= k <= n"):
+        passk_per_puzzle([0, 1], n, k)
+    assert passk_per_puzzle([0, 1, n], n, n).tolist() == [0.0, 1.0, 1.0]  # k = n accepted: any correct answer
+
+# ------------------------------------------------------------------------------------------- gradient variance
+def _tiny_cfg(**rl: Any) -> Any:
+    from maxpo.lab.config import EvalConfig, LabConfig, ModelSpec, RLConfig, WarmStartConfig
+    from maxpo.lab.task import TaskConfig
+
+    return LabConfig(task=TaskConfig(n_numbers=2, max_number=9, max_target=81),
+                     model=ModelSpec(n_layer=1, n_head=2, d_model=16),
+                     warmstart=WarmStartConfig(steps=0), rl=RLConfig(**{"k": 2, "samples_per_prompt": 4,
+                                                                          "max_new_tokens": 6, **rl}),
+                     eval=EvalConfig(prompts=4, samples=4, ks=(1, 2)), device="cpu")
+
+
+def test_gradient_variance_statistics_from_prescribed_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flattened gradients are replaced by prescribed vectors (R = 4 repeats, 2 methods); the statistics are
+    then computed here in fractions: V = sum_r |g_r - g_bar|^2 / (R - 1), |g_bar|^2 - V/R, V / that, and the mean
+    over r of cos(g_r, mean of the other R - 1)."""
+    from maxpo.lab import gradvar
+    from maxpo.lab.warmstart import build_policy
+
+    vectors = {"maxpo": [[1, 2, 0], [3, -1, 2], [2, 2, 1], [0, 1, 5]],
+               "grpo": [[1, 0, 0], [0, 1, 0], [4, 4, 1], [-1, 2, 2]]}
+    order = iter([vectors[m][r] for r in range(4) for m in ("maxpo", "grpo")])  # repeats outer, methods inner
+    monkeypatch.setattr(gradvar, "_flat_grad", lambda model: torch.tensor(next(order), dtype=torch.float64))
+    cfg = _tiny_cfg()
+    model, tok = build_policy(cfg, torch.device("cpu"))
+    out = gradvar.gradient_variance(model, tok, cfg, ["maxpo", "grpo"], prompts=2, repeats=4, seed=0)
+    for m, gs in vectors.items():
+        g = [[Fraction(x) for x in v] for v in gs]
+        r = len(g)
+        mean = [sum(col, Fraction(0)) / r for col in zip(*g)]
+        var = sum((sum((x - mu) ** 2 for x, mu in zip(v, mean)) for v in g), Fraction(0)) / (r - 1)
+        sq = sum(mu * mu for mu in mean) - var / r
+        cosines = []
+        for i, v in enumerate(g):
+            others = [sum(col, Fraction(0)) / (r - 1) for col in zip(*(w for j, w in enumerate(g) if j != i))]
+            dot = sum(x * y for x, y in zip(v, others))
+            cosines.append(float(dot) / math.sqrt(float(sum(x * x for x in v)) * float(sum(y * y for y in others))))
+        got = out["methods"][m]
+        assert got["total_variance"] == pytest.approx(float(var), rel=1e-12), m
+        assert got["mean_sq_norm"] == pytest.approx(float(sq), rel=1e-12), m
+        assert got["relative_variance"] == pytest.approx(float(var / sq), rel=1e-12), m
+        assert got["cosine_to_mean"] == pytest.approx(sum(cosines) / r, rel=1e-12), m
+    assert out["repeats"] == 4 and out["prompts"] == 2 and out["samples_per_prompt"] == 4 and out["k"] == 2
+
+
+# ------------------------------------------------------------------------------------------- held-out max@k
+@pytest.mark.parametrize("chunk, vocab", [(4096, None), (5, None), (4096, 2**24), (4096, 2**20)])
+def test_heldout_maxk_of_partial_rewards_by_brute_force(monkeypatch: pytest.MonkeyPatch, chunk: int,
+                                                        vocab: int | None) -> None:
+    """Sampling and scoring are stubbed so each answer has a known partial score (1 = correct); max@k is then the
+    mean over puzzles of the mean over k-subsets of the best partial score, pass@k the share of k-subsets with a
+    correct answer (brute force in fractions). The partial scores are chosen so that max@k differs from pass@k."""
+    from maxpo.lab import evaluate as ev
+
+    partial = [[Fraction(1, 5), Fraction(1, 2), Fraction(1, 2), Fraction(1)],
+               [Fraction(0), Fraction(3, 4), Fraction(1, 4), Fraction(1, 10)],
+               [Fraction(1), Fraction(1), Fraction(2, 5), Fraction(0)]]
+    flat = [x for row in partial for x in row]
+    counter = itertools.count()
+
+    sizes: list[int] = []
+
+    def fake_sample(model, prompts, u, eos, pad, bf16):  # noqa: ANN001, ANN202
+        sizes.append(len(prompts))
+        answers = [[next(counter)] for _ in prompts]
+        return SimpleNamespace(answers=answers, entropy=torch.ones(len(prompts)), n_tokens=2 * len(prompts))
+
+    def fake_score(group, texts):  # noqa: ANN001, ANN202
+        return [SimpleNamespace(correct=flat[int(t)] == 1, partial=float(flat[int(t)]), well_formed=True)
+                for t in texts]
+
+    monkeypatch.setattr(ev, "sample", fake_sample)
+    monkeypatch.setattr(ev, "score_batch", fake_score)
+    tok = SimpleNamespace(encode=lambda s: [1], bos_id=None, eos_id=0, pad_id=0, decode=lambda ids: str(ids[0]))
+    puzzles = [SimpleNamespace(prompt=f"p{i}") for i in range(3)]
+    model = torch.nn.Module()
+    if vocab:  # a model whose config names its vocabulary: at most about 2^26 / vocab answers per sampling call
+        model.cfg = SimpleNamespace(vocab_size=vocab)
+    res = ev.evaluate(model, tok, puzzles, n_samples=4, ks=[1, 2, 3, 4], max_new_tokens=3, seed=0, chunk=chunk)
+    # whole puzzles per call: chunk // n of them, at least one; a vocabulary of 2^24 allows 4 answers, 2^20 allows 64
+    per_call = {(4096, None): 12, (5, None): 4, (4096, 2**24): 4, (4096, 2**20): 12}[(chunk, vocab)]
+    assert sizes == [per_call] * (12 // per_call)
+    for k in (1, 2, 3, 4):
+        subsets = list(itertools.combinations(range(4), k))
+        want_max = sum((sum((max(row[i] for i in s) for s in subsets), Fraction(0)) / len(subsets)
+                        for row in partial), Fraction(0)) / 3
+        want_pass = sum((Fraction(sum(any(row[i] == 1 for i in s) for s in subsets), len(subsets))
+                         for row in partial), Fraction(0)) / 3
+        assert res.maxk[k] == pytest.approx(float(want_max), abs=1e-12), k
+        assert res.passk[k] == pytest.approx(float(want_pass), abs=1e-12), k
+        assert abs(float(want_max) - float(want_pass)) > 0.05
+    assert res.correct_counts == [1, 0, 2]
+    assert res.entropy == pytest.approx(0.5) and res.mean_length == pytest.approx(2.0) and res.well_formed == 1.0
+
+
+# ------------------------------------------------------------------------------------------- training step
+def _grads(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [(p.grad if p.grad is not None else torch.zeros_like(p)).detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("updates", [1, 2])
+def test_step_two_gradient_equals_a_fresh_one_step_gradient(monkeypatch: pytest.MonkeyPatch, updates: int) -> None:
+    """With a zero learning rate the weights never move, so the gradient left by step 2 after step 1 ran must equal
+    step 2's gradient computed on a model without any gradient; a missing zero_grad (between steps, or between
+    the updates of one batch) would add step 1's gradient or double it. Scores are stubbed to distinct partial
+    rewards, so every group has a non-zero advantage."""
+    from maxpo.lab import train as lab_train
+    from maxpo.lab.distributed import DistInfo
+    from maxpo.lab.loss import advantage_scale
+    from maxpo.lab.warmstart import build_policy
+
+    def fake_score(group, texts):  # noqa: ANN001, ANN202
+        return [SimpleNamespace(correct=False, partial=(i % 4) / 4 + len(t) / 100, well_formed=True)
+                for i, t in enumerate(texts)]
+
+    monkeypatch.setattr(lab_train, "score_batch", fake_score)
+    cfg = _tiny_cfg(reward="partial", prompts_per_step=2, updates_per_batch=updates, max_grad_norm=0.0, lr=0.0)
+    model, tok = build_policy(cfg, torch.device("cpu"))
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    scale = advantage_scale(cfg.rl.method, cfg.rl.samples_per_prompt, cfg.rl.k)
+
+    def step(n: int) -> list[torch.Tensor]:
+        lab_train._rl_step(cfg, n, model, model, None, opt, tok, scale, False, torch.device("cpu"), DistInfo())
+        return _grads(model)
+
+    first = step(1)
+    chained = step(2)
+    model.zero_grad(set_to_none=True)
+    fresh = step(2)
+    assert any(float(g.abs().max()) > 0 for g in first)
+    assert any(float((a - b).abs().max()) > 1e-6 for a, b in zip(first, fresh))  # the two steps differ
+    for a, b in zip(chained, fresh):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
+
+
+# ------------------------------------------------------------------------------------------- policy loss
+def _hand_loss(logp: list[list[float]], old: list[list[float]], adv: list[float], mask: list[list[int]],
+               denom: float, eps: float, ref: list[list[float]] | None, beta: float) -> dict[str, Any]:
+    """The module docstring's per-token loss, its sums and its gradient in d/d logp, token by token in floats."""
+    loss = pg_sum = kl_sum = 0.0
+    clipped_tokens = 0
+    grad = [[0.0] * len(row) for row in logp]
+    real = sum(sum(row) for row in mask)
+    for i, row in enumerate(logp):
+        for t, lp in enumerate(row):
+            ratio = math.exp(lp - old[i][t])
+            plain = -ratio * adv[i]
+            if eps > 0:
+                clipped = -min(max(ratio, 1 - eps), 1 + eps) * adv[i]
+                uses_clip = clipped > plain
+            else:
+                clipped, uses_clip = plain, False
+            pg = clipped if uses_clip else plain
+            dpg = 0.0 if uses_clip else plain  # d(-ratio a)/d logp = -ratio a; a clamped ratio has no gradient
+            kl = dkl = 0.0
+            if ref is not None and beta > 0:
+                d = ref[i][t] - lp
+                kl, dkl = math.exp(d) - d - 1, 1 - math.exp(d)
+            if mask[i][t]:
+                loss += (pg + beta * kl) / denom
+                pg_sum += pg / denom
+                kl_sum += kl
+                clipped_tokens += uses_clip
+                grad[i][t] = (dpg + beta * dkl) / denom
+    return {"loss": loss, "pg": pg_sum, "kl": kl_sum / max(real, 1), "clip_frac": clipped_tokens / max(real, 1),
+            "grad": grad}
+
+
+_LOGP = [[-0.5, -1.0, -2.0, -0.1], [-0.3, -0.9, -3.0, -0.2]]
+_OLD = [[-0.8, -0.7, -2.0, -1.5], [-0.3, -0.2, -3.5, -0.2]]  # ratios e^0.3, e^-0.3, 1, e^1.4; 1, e^-0.7, e^0.5, 1
+_REF = [[-0.6, -1.5, -1.0, -0.1], [-1.3, -0.4, -2.0, -0.9]]
+
+
+@pytest.mark.parametrize("eps, beta, use_ref", [(0.2, 0.3, True), (0.0, 0.0, False), (0.0, 0.5, True),
+                                                (0.25, 0.0, True), (0.0, 0.0, True)])
+@pytest.mark.parametrize("mask", [[[1, 1, 1, 0], [1, 1, 0, 1]], [[1, 0, 0, 0], [0, 0, 0, 0]],
+                                  [[0, 0, 0, 0], [0, 0, 0, 0]]])
+def test_policy_loss_against_a_token_by_token_hand_computation(eps: float, beta: float, use_ref: bool,
+                                                               mask: list[list[int]]) -> None:
+    from maxpo.lab.loss import policy_loss
+
+    adv = [1.5, -0.75]
+    logp = torch.tensor(_LOGP, dtype=torch.float32, requires_grad=True)
+    parts = policy_loss(logp, torch.tensor(_OLD), torch.tensor(adv, dtype=torch.float64),
+                        torch.tensor(mask, dtype=torch.bool), "sequence", 2.0, clip_eps=eps,
+                        ref_logp=torch.tensor(_REF) if use_ref else None, kl_coef=beta)
+    want = _hand_loss(_LOGP, _OLD, adv, mask, 2.0, eps, _REF if use_ref else None, beta)
+    assert parts.loss.dtype == torch.float32  # the loss is in the model's dtype, whatever the advantages' dtype
+    assert float(parts.loss.detach()) == pytest.approx(want["loss"], rel=1e-5, abs=1e-6)
+    assert parts.pg == pytest.approx(want["pg"], rel=1e-5, abs=1e-6)
+    assert parts.kl == pytest.approx(want["kl"], rel=1e-5, abs=1e-7)
+    assert parts.clip_frac == pytest.approx(want["clip_frac"], abs=1e-7)
+    parts.loss.backward()
+    assert logp.grad is not None
+    torch.testing.assert_close(logp.grad, torch.tensor(want["grad"], dtype=torch.float32), rtol=1e-5, atol=1e-6)
+
+
+def test_policy_loss_defaults_neither_clip_nor_penalise() -> None:
+    from maxpo.lab.loss import policy_loss
+
+    mask = [[1, 1, 1, 1], [1, 1, 1, 1]]
+    adv = [1.5, -0.75]
+    parts = policy_loss(torch.tensor(_LOGP), torch.tensor(_OLD), torch.tensor(adv),
+                        torch.tensor(mask, dtype=torch.bool), "token", 8.0, ref_logp=torch.tensor(_REF))
+    want = _hand_loss(_LOGP, _OLD, adv, mask, 8.0, 0.0, None, 0.0)
+    assert float(parts.loss) == pytest.approx(want["loss"], rel=1e-5)
+    assert parts.kl == 0.0 and parts.clip_frac == 0.0
+
+
+@pytest.mark.parametrize("micro_batch, aggregation", [(0, "sequence"), (3, "sequence"), (5, "token")])
+def test_training_step_gradient_and_logged_statistics_by_hand(monkeypatch: pytest.MonkeyPatch, micro_batch: int,
+                                                              aggregation: str) -> None:
+    """One step with a zero learning rate (ratio 1) and a KL term to a perturbed reference: the gradient left in the
+    model equals the gradient of the whole batch's loss written out here (sum over answers of -A_i log pi(y_i) plus
+    beta k3-KL, over G prompts or over all tokens), whatever the micro-batching; the logged loss, KL, advantage and
+    reward statistics equal their definitions computed from the rollout."""
+    import copy
+
+    from maxpo.lab import train as lab_train
+    from maxpo.lab.distributed import DistInfo
+    from maxpo.lab.loss import advantage_scale
+    from maxpo.lab.sampling import token_logprobs
+    from maxpo.lab.warmstart import build_policy
+
+    def fake_score(group, texts):  # noqa: ANN001, ANN202
+        partial = [((i * 3) % 5) / 4 for i in range(len(texts))]
+        return [SimpleNamespace(correct=p == 1.0, partial=p, well_formed=i % 3 > 0) for i, p in enumerate(partial)]
+
+    rolls: list[Any] = []
+    original_sample = lab_train.sample
+
+    def recording_sample(*args: Any) -> Any:
+        rolls.append(original_sample(*args))
+        return rolls[-1]
+
+    monkeypatch.setattr(lab_train, "score_batch", fake_score)
+    monkeypatch.setattr(lab_train, "sample", recording_sample)
+    beta, g, b = 0.3, 2, 4
+    cfg = _tiny_cfg(reward="partial", prompts_per_step=g, samples_per_prompt=b, max_grad_norm=0.0, lr=0.0,
+                    kl_coef=beta, micro_batch=micro_batch, aggregation=aggregation)
+    model, tok = build_policy(cfg, torch.device("cpu"))
+    ref = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    scale = advantage_scale("maxpo", b, 2)
+    rec = lab_train._rl_step(cfg, 1, model, model, ref, opt, tok, scale, False, torch.device("cpu"), DistInfo())
+    got = _grads(model)
+
+    roll = rolls[0]
+    n = g * b
+    partial = [((i * 3) % 5) / 4 for i in range(n)]
+    rewards = torch.tensor(partial, dtype=torch.float64).view(g, b)
+    adv = (maxpo.advantages(rewards, 2) * (b / 2)).reshape(-1)
+    mask = roll.completion_mask
+    tokens = float(mask.sum())
+    denom = float(g) if aggregation == "sequence" else tokens
+    model.zero_grad(set_to_none=True)
+    logp = token_logprobs(model, roll)
+    with torch.no_grad():
+        ref_logp = token_logprobs(ref, roll)
+    d = ref_logp - logp
+    kl = torch.exp(d) - d - 1
+    loss = ((-adv.float()[:, None] * logp + beta * kl) * mask).sum() / denom
+    loss.backward()
+    for a, w in zip(got, _grads(model)):
+        torch.testing.assert_close(a, w, rtol=1e-4, atol=1e-6)
+    want_norm = math.sqrt(sum(float((w.double() ** 2).sum()) for w in _grads(model)))
+    assert rec["grad_norm"] == pytest.approx(want_norm, rel=1e-4)
+    # the logged loss is the loss' value; the ratio is 1: sum over real tokens of (-A_i + beta KL) / denom
+    value = float(((-adv.float()[:, None] + beta * kl.detach()) * mask).sum()) / denom
+    assert rec["loss"] == pytest.approx(value, rel=1e-4, abs=1e-7)
+    assert rec["kl"] == pytest.approx(float((kl.detach() * mask).sum()) / tokens, rel=1e-4)
+    assert rec["clip_frac"] == 0.0 and rec["grad_clipped"] == 0.0
+    assert rec["reward"] == pytest.approx(sum(partial) / n) and rec["partial_mean"] == pytest.approx(sum(partial) / n)
+    assert rec["pass_rate"] == pytest.approx(sum(p == 1.0 for p in partial) / n)
+    assert rec["well_formed"] == pytest.approx(sum(i % 3 > 0 for i in range(n)) / n)
+    correct = [[partial[r * b + j] == 1.0 for j in range(b)] for r in range(g)]
+    assert rec["mixed_groups"] == pytest.approx(sum(0 < sum(c) < b for c in correct) / g)
+    assert rec["adv_abs_mean"] == pytest.approx(float(adv.abs().sum()) / n, rel=1e-6)
+    assert rec["adv_rms"] == pytest.approx(math.sqrt(float((adv ** 2).sum()) / n), rel=1e-6)
+    assert rec["tokens"] == int(tokens) and rec["mean_length"] == pytest.approx(tokens / n)
+    assert rec["samples"] == n and rec["step"] == 1 and rec["kind"] == "train"
+
+
+def test_heldout_curve_ks_and_bad_ks() -> None:
+    from maxpo.lab import evaluate as ev
+
+    # powers of two up to n, then n itself when it is not one (by hand)
+    assert ev.passk_curve_ks(1) == [1] and ev.passk_curve_ks(8) == [1, 2, 4, 8]
+    assert ev.passk_curve_ks(12) == [1, 2, 4, 8, 12] and ev.passk_curve_ks(0) == []
+    assert ev.passk_curve_ks(3) == [1, 2, 3]
+    tok = SimpleNamespace(encode=lambda s: [1], bos_id=None, eos_id=0, pad_id=0, decode=lambda ids: "")
+    for bad in ([0], [5], [1, 5]):
+        with pytest.raises(ValueError, match=r"eval k values .* need 1 <= k <= n_samples=4"):
+            ev.evaluate(torch.nn.Module(), tok, [SimpleNamespace(prompt="p")], n_samples=4, ks=bad,
+                        max_new_tokens=2, seed=0)
+
+
+def test_heldout_prompt_encoding_puts_bos_first() -> None:
+    from maxpo.lab.evaluate import encode_prompt
+
+    puzzle = SimpleNamespace(prompt="ab")
+    assert encode_prompt(SimpleNamespace(encode=lambda s: [7, 8], bos_id=None), puzzle) == [7, 8]
+    assert encode_prompt(SimpleNamespace(encode=lambda s: [7, 8], bos_id=3), puzzle) == [3, 7, 8]
+    assert encode_prompt(SimpleNamespace(encode=lambda s: [7, 8], bos_id=0), puzzle) == [0, 7, 8]
+
+
+def test_advantage_scale_refuses_unknown_and_unclassified_methods(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from maxpo.lab.loss import advantage_scale
+
+    with pytest.raises(ValueError, match="unknown advantage method 'nope'"):
+        advantage_scale("nope", 4, 2)
+    monkeypatch.setitem(maxpo.METHODS, "new_method", dataclasses.replace(maxpo.METHODS["rloo"], name="new_method"))
+    with pytest.raises(ValueError, match="method 'new_method' has no loss scale"):
+        advantage_scale("new_method", 4, 2)
+    assert advantage_scale("maxpo", 8, 2) == 4.0 and advantage_scale("maxrl", 8, 2) == 8.0  # B/K, B (by hand)
+    assert advantage_scale("grpo", 8, 2) == 1.0
+
+
+@pytest.mark.parametrize("aggregation, denom, match", [("mean", 1.0, "aggregation must be 'sequence' or 'token'"),
+                                                        ("sequence", 0.0, "normaliser must be positive"),
+                                                        ("token", -2.0, "normaliser must be positive")])
+def test_policy_loss_refuses_bad_aggregation_and_normaliser(aggregation: str, denom: float, match: str) -> None:
+    from maxpo.lab.loss import policy_loss
+
+    t = torch.zeros(1, 2)
+    with pytest.raises(ValueError, match=match):
+        policy_loss(t, t, torch.zeros(1), torch.ones(1, 2, dtype=torch.bool), aggregation, denom)
