@@ -21,8 +21,10 @@ Let ``t`` of the ``B`` rewards of a group tie at the top value :math:`r_{(B)}`.
   mixture contains the :math:`K = 1` term, RLOO divided by ``B``): zero only when
   every reward is equal, :math:`t^\star = B`.
 * **PKPO's signal and its loo baseline** are not centred: in the zone every
-  advantage equals the same non-zero constant (when the top reward is not 0),
-  so they are never all zero; :func:`zero_signal_ties` returns ``None``.
+  advantage equals the same constant, :math:`\tfrac KB r_{(B)}` (signal) or
+  :math:`-\tfrac{K}{B(B-1)} r_{(B)}` (loo). They are all zero only when the group is
+  in the zone *and* its top reward is 0 (:mod:`maxpo.theory.silent_groups`), so no
+  tie count alone silences them; :func:`zero_signal_ties` returns ``None``.
 
 For pass@K (binary rewards, ``c`` correct answers) the top tie is ``c``, so a group
 with ``c >= B - K + 1`` correct answers gives MaxPO no gradient, as does one with
@@ -59,7 +61,8 @@ def zero_signal_ties(method: str, b: int, k: int) -> int | None:
     Whenever at least :math:`t^\star` of the ``b`` rewards equal the group maximum,
     every advantage is exactly 0, whatever the other rewards are; with
     :math:`t^\star - 1` ties some group has a non-zero advantage. ``None`` means
-    the advantages are never all zero (for a non-zero top reward).
+    no tie count alone silences the method (PKPO's signal and loo: only a top reward
+    of 0 does, :func:`maxpo.theory.silent_groups.pkpo_silent`).
     MaxPO-like: :math:`B-K+1`; loo-1 and Tang: :math:`B-K+2`; mean-reward
     methods: :math:`B`.
     """
@@ -79,7 +82,7 @@ def informative_counts(method: str, b: int, k: int) -> range:
     """Numbers ``c`` of correct answers (binary rewards) for which ``method`` gives a gradient.
 
     ``c = 0`` never does; ``c >= t*`` (:func:`zero_signal_ties`) never does. For a
-    method that is never all zero, every ``c`` from 1 to ``b`` counts.
+    method that no tie count silences, every ``c`` from 1 to ``b`` counts.
     """
     t = zero_signal_ties(method, b, k)
     return range(1, b + 1 if t is None else t)
