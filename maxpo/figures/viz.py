@@ -66,6 +66,7 @@ __all__ = [
     "figure_html",
     "html_table",
     "html_table_from_cells",
+    "frame_table",
     "method_color",
     "method_label",
     "new_figure",
@@ -584,6 +585,23 @@ def table(records: Sequence[Mapping[str, Any]]) -> HTML:
     from IPython.display import HTML
 
     return HTML(html_table(records))
+
+
+
+def frame_table(rows: Any, **to_html: Any) -> HTML:
+    """A pandas table (``rows``: a DataFrame, or records for one) for display, headers typeset like :func:`html_table`.
+
+    ``to_html`` goes to ``DataFrame.to_html`` (``index=False`` unless given). The
+    table sits in a ``mathjax_process`` box that scrolls sideways when it is wider
+    than the text column.
+    """
+    import pandas as pd
+    from IPython.display import HTML
+
+    frame = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    frame.columns = [subscripts_tex(str(c)) for c in frame.columns]
+    to_html.setdefault("index", False)
+    return HTML(f'<div class="mathjax_process" style="overflow-x:auto">{frame.to_html(**to_html)}</div>')
 
 
 setup()
