@@ -225,7 +225,7 @@ def _typeset(node: Any, key: str | None = None) -> Any:
         return subscripts_html(node) if key in _TEXT_KEYS else node
     if isinstance(node, Mapping):
         return {k: _typeset(v, k) for k, v in node.items()}
-    if isinstance(node, list) and key in _TEXT_KEYS | {"args", "steps", "buttons", "annotations", None}:
+    if isinstance(node, (list, tuple)):  # a list of texts keeps its key; dicts in a list start afresh
         return [_typeset(v, key if key in _TEXT_KEYS else None) for v in node]
     return node
 
