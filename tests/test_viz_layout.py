@@ -45,7 +45,8 @@ def test_raw_subscripts_become_sub_tags_in_figures_and_math_in_tables() -> None:
     assert viz.subscripts_html("cos(∇J_1, ∇J_8)") == "cos(∇J<sub>1</sub>, ∇J<sub>8</sub>)"
     assert viz.subscripts_html("Σ_{K<B} A_K / K") == "Σ<sub>K&lt;B</sub> A<sub>K</sub> / K"
     assert viz.subscripts_html("θ_MaxPO, x^2") == "θ<sub>MaxPO</sub>, x<sup>2</sup>"
-    assert viz.subscripts_tex("max |θ_MaxPO − θ_pairwise|") == r"max |\(θ_{\mathrm{MaxPO}}\) − \(θ_{\mathrm{pairwise}}\)|"
+    assert (viz.subscripts_tex("max |θ_MaxPO − θ_pairwise|")
+            == r"max |\(θ_{\mathrm{MaxPO}}\) − \(θ_{\mathrm{pairwise}}\)|")
     assert viz.subscripts_tex("weights {k: w_k}") == r"weights {k: \(w_{k}\)}"
     for code in ("grpo_passk", "pkpo_loo1", "MALLOC_MMAP_THRESHOLD_=1", "dr_grpo / seq-mean-token-sum-norm"):
         assert viz.subscripts_html(code) == code and viz.subscripts_tex(code) == code
