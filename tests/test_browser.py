@@ -246,9 +246,11 @@ _LAYOUT_JS = """() => {
     const fl = gd._fullLayout;
     if (!fl) return;
     const name = (gd.closest('figure, .cell') || gd).id || ('plot ' + (n + 1));
-    const w = fl._size.w, total = fl.width;
+    const w = fl._size.w, total = fl.width, h = fl._size.h;
     if (w < 0.45 * total || w < 150)
       plots.push(name + ': plot area ' + Math.round(w) + ' of ' + Math.round(total) + ' px');
+    if (h < 0.4 * fl.height || h < 150)
+      plots.push(name + ': plot area ' + Math.round(h) + ' px high of ' + Math.round(fl.height) + ' px');
     for (const key of Object.keys(fl)) {
       const m = /^([xy])axis(\\d*)$/.exec(key);
       if (!m) continue;
@@ -320,7 +322,7 @@ def test_page_layout_fits(browser, book_server, docname: str, width: int) -> Non
     """At 1280 px nothing is wider than the text column; at 390 px nothing is clipped.
 
     Also at both widths: every plot keeps at least 45% of its figure's width (and
-    150 px) for the plot area, no axis title shows a raw ``_``, and no dropdown
+    150 px) for the plot area (and 40% of its height, 150 px), no axis title shows a raw ``_``, and no dropdown
     menu sits on top of a legend. A wide table or equation inside a horizontal
     scroll container is fine on the phone. Also at both widths:
 
