@@ -66,13 +66,16 @@ def test_readable_figure_typesets_every_shown_text() -> None:
     assert fig.data[0].name == "A_1"  # the caller's figure is left as it was
 
 
-def test_log_axes_spanning_a_decade_are_labelled_at_powers_of_ten_only() -> None:
+def test_log_axes_get_round_labels_that_do_not_crowd() -> None:
     fig = viz.new_figure()
     fig.add_trace(go.Scatter(x=[1, 2, 3], y=[0.003, 0.2, 4.0]))
     fig.add_trace(go.Scatter(x=[1, 2, 3], y=[2.0, 3.0, 8.0], yaxis="y2"))
-    fig.update_layout(yaxis_type="log", yaxis2=dict(type="log", overlaying="y", side="right"))
+    fig.add_trace(go.Scatter(x=[1, 2], y=[1e-16, 1e-7], yaxis="y3"))
+    fig.update_layout(yaxis_type="log", yaxis2=dict(type="log", overlaying="y", side="right"),
+                      yaxis3=dict(type="log", overlaying="y"))
     layout = viz.readable_figure(fig)["layout"]
-    assert layout["yaxis"]["dtick"] == 1  # 0.003 .. 4: three decades
-    assert "dtick" not in layout["yaxis2"]  # 2 .. 8: less than a decade, plotly's own labels
-    fig.update_yaxes(tickvals=[0.01, 1])
-    assert "dtick" not in viz.readable_figure(fig)["layout"]["yaxis"]  # the caller's ticks win
+    assert layout["yaxis"]["tickvals"] == [0.01, 0.1, 1.0]  # 0.003 .. 4: the powers of ten inside
+    assert layout["yaxis2"]["tickvals"] == [2.0, 3.0, 5.0, 7.0]  # 2 .. 8: 1, 1.5, 2, 3, 5, 7 times 10^k inside
+    assert "tickvals" not in layout["yaxis3"]  # nine decades: plotly labels whole decades itself
+    fig.update_yaxes(tickvals=[0.01, 1], selector=dict(type="log"))
+    assert viz.readable_figure(fig)["layout"]["yaxis"]["tickvals"] == [0.01, 1]  # the caller's ticks win

@@ -238,21 +238,37 @@ def _positive_values(values: Any) -> np.ndarray:
     return arr[np.isfinite(arr) & (arr > 0)]
 
 
-def _log_axis_decades(data: Sequence[Mapping[str, Any]], axis_key: str) -> float | None:
-    """How many decades the traces on layout axis ``axis_key`` (``xaxis``, ``yaxis2``, ...) span."""
-    letter, suffix = axis_key[0], axis_key[5:]
-    ref = letter + suffix
-    found = []
-    for trace in data:
-        if (trace.get(f"{letter}axis") or letter) != ref:
-            continue
-        for name in (letter, "base") if letter == "y" else (letter,):
-            if trace.get(name) is not None:
-                found.append(_positive_values(trace[name]))
-    values = np.concatenate(found) if found else np.empty(0)
-    if values.size == 0:
-        return None
-    return math.log10(values.max() / values.min())
+def _axis_values(fig_dict: Mapping[str, Any], axis_key: str) -> np.ndarray:
+    """The positive data on layout axis ``axis_key`` (``xaxis``, ``yaxis2``, ...), every control step included."""
+    letter, ref = axis_key[0], axis_key[0] + axis_key[5:]
+    data = fig_dict.get("data") or []
+    on_axis = [i for i, t in enumerate(data) if (t.get(f"{letter}axis") or letter) == ref]
+    found = [_positive_values(data[i].get(letter)) for i in on_axis if data[i].get(letter) is not None]
+    layout = fig_dict.get("layout") or {}
+    for control in list(layout.get("sliders") or []) + list(layout.get("updatemenus") or []):
+        for step in control.get("steps") or control.get("buttons") or []:
+            args = step.get("args") or []
+            update = args[0] if args and isinstance(args[0], Mapping) else {}
+            per_trace = update.get(letter)
+            if isinstance(per_trace, list):
+                found += [_positive_values(per_trace[i]) for i in on_axis if i < len(per_trace)
+                          and per_trace[i] is not None]
+    return np.concatenate(found) if found else np.empty(0)
+
+
+#: Mantissas tried, in order, for the labels of a log axis spanning less than a few decades.
+_LOG_MANTISSAS: tuple[tuple[float, ...], ...] = ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0))
+
+
+def _log_tickvals(lo: float, hi: float) -> list[float] | None:
+    """Three to about eight round values in ``[lo, hi]`` for a log axis (the fewest that give three)."""
+    for mantissas in _LOG_MANTISSAS:
+        vals = [float(f"{m * 10.0 ** e:.12g}") for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+                for m in mantissas]
+        vals = [v for v in vals if lo <= v <= hi]
+        if len(vals) >= 3:
+            return vals
+    return None
 
 
 def readable_figure(fig: go.Figure | Mapping[str, Any]) -> dict[str, Any]:
@@ -260,10 +276,12 @@ def readable_figure(fig: go.Figure | Mapping[str, Any]) -> dict[str, Any]:
 
     * Raw ``X_k`` in titles, axis titles, legend entries, annotations and control
       labels becomes ``X<sub>k</sub>`` (:func:`subscripts_html`).
-    * A log axis whose data span at least a decade, and which sets none of
-      ``dtick``/``tickvals``, is labelled at the powers of ten only (with minor
-      ticks between): plotly's default labels every 2 and 5 (or every digit) in a
-      small font, which overlap into "2, 100, 9…2".
+    * A log axis that sets none of ``dtick``/``tickvals`` and whose data span at
+      most five decades gets round labels of its own: the powers of ten when
+      they give three labels, else 1 and 3, else 1, 2 and 5 times them, ... (with
+      minor ticks between). plotly's default labels every 2 and 5 (or every
+      digit) in a small font there, which overlap into "2, 100, 9…2". Over more
+      decades plotly already labels whole decades.
     """
     fig_dict = copy.deepcopy(dict(fig) if isinstance(fig, Mapping) else fig.to_dict())
     data = fig_dict.get("data") or []
@@ -273,10 +291,13 @@ def readable_figure(fig: go.Figure | Mapping[str, Any]) -> dict[str, Any]:
             continue
         if axis.get("type") != "log" or any(axis.get(k) is not None for k in ("dtick", "tickvals")):
             continue
-        decades = _log_axis_decades(data, key)
-        if decades is not None and decades >= 1.0:
+        values = _axis_values(fig_dict, key)
+        if values.size == 0 or math.log10(values.max() / values.min()) > 5:
+            continue
+        tickvals = _log_tickvals(float(values.min()), float(values.max()))
+        if tickvals is not None:
             axis = dict(axis)
-            axis["dtick"] = 1
+            axis["tickvals"] = tickvals
             axis.setdefault("minor", dict(ticks="outside", ticklen=3, showgrid=False))
             layout[key] = axis
     fig_dict["layout"] = _typeset(layout)
