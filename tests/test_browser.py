@@ -189,7 +189,59 @@ _LAYOUT_JS = """() => {
     if ((right > window.innerWidth + 2 || box.left < -2) && !scroller(el))
       clipped.push(kind + ' reaches ' + Math.round(right) + ' px of ' + window.innerWidth + ': ' + describe(el));
   }
-  const plots = [], titles = [], covered = [];
+  // the page scrolls sideways: the document is wider than the viewport; name the innermost culprits
+  const sideways = [];
+  const doc = document.documentElement;
+  if (doc.scrollWidth > window.innerWidth + 1) {
+    const boxed = (el) => {
+      for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+        const ox = getComputedStyle(a).overflowX;
+        if (ox !== 'visible' && a.getBoundingClientRect().right <= window.innerWidth + 1) return true;
+      }
+      return false;
+    };
+    const wide = Array.from(document.body.querySelectorAll('*')).filter(el => {
+      const r = el.getBoundingClientRect();
+      return r.width > 0 && r.right > window.innerWidth + 1 && !boxed(el);
+    });
+    const leaves = wide.filter(el => !wide.some(o => o !== el && el.contains(o)));
+    sideways.push('the page scrolls sideways: document ' + doc.scrollWidth + ' px wide in a ' + window.innerWidth +
+                  ' px window, from ' + leaves.slice(0, 4).map(describe).join('; '));
+  }
+  // raw sub/superscripts where the reader expects math: J_1, A_{K}, Σ_i, x^2 (code names like grpo_passk are fine)
+  const RAW = new RegExp(['(?:^|[^A-Za-z0-9_])[A-Za-z\\u0370-\\u03ff]_[{A-Za-z0-9]', '[_^]\\\\{',
+                          '[A-Za-z0-9)]\\\\^[A-Za-z0-9{(]', '[A-Za-z]_[A-Za-z0-9](?![A-Za-z0-9_])'].join('|'));
+  const shown = (el) => {
+    const c = el.cloneNode(true);
+    c.querySelectorAll('mjx-container, script').forEach(m => m.remove());
+    return (c.textContent || '').replace(/\\s+/g, ' ').trim();
+  };
+  const raw = [];
+  col.querySelectorAll('th').forEach(th => {
+    const t = shown(th);
+    if (RAW.test(t)) raw.push('table header "' + t + '": ' + describe(th));
+  });
+  // printed output that is cut (a scroll box of fixed height, a line that needs a sideways scroll)
+  // or one cell's printed output split into several boxes
+  const outputs = [];
+  col.querySelectorAll('pre, .cell_output > .output').forEach(el => {
+    const s = getComputedStyle(el);
+    if (el.tagName === 'PRE' && el.scrollWidth > el.clientWidth + 2)
+      outputs.push('a line needs a sideways scroll (' + el.scrollWidth + ' of ' + el.clientWidth + ' px): ' +
+                   describe(el));
+    if (s.overflowY !== 'visible' && el.scrollHeight > el.clientHeight + 4)
+      outputs.push('output cut at ' + el.clientHeight + ' of ' + el.scrollHeight + ' px: ' + describe(el));
+  });
+  col.querySelectorAll('.cell_output').forEach(out => {
+    const kids = Array.from(out.children);
+    for (let i = 1; i < kids.length; i++) {
+      if (kids[i].matches('.output.stream, .output.stderr') && kids[i].className === kids[i - 1].className) {
+        outputs.push('printed output split into separate boxes: ' + describe(out));
+        break;
+      }
+    }
+  });
+  const plots = [], titles = [], covered = [], ticks = [];
   document.querySelectorAll('.js-plotly-plot').forEach((gd, n) => {
     const fl = gd._fullLayout;
     if (!fl) return;
@@ -198,10 +250,31 @@ _LAYOUT_JS = """() => {
     if (w < 0.45 * total || w < 150)
       plots.push(name + ': plot area ' + Math.round(w) + ' of ' + Math.round(total) + ' px');
     for (const key of Object.keys(fl)) {
-      if (!/^[xy]axis\\d*$/.test(key)) continue;
-      const t = fl[key].title && fl[key].title.text;
+      const m = /^([xy])axis(\\d*)$/.exec(key);
+      if (!m) continue;
+      const ax = fl[key];
+      const t = ax.title && ax.title.text;
       if (t && t.includes('_')) titles.push(name + ' ' + key + ': ' + t);
+      if (ax.type === 'log' && typeof ax.dtick === 'string' && ax.dtick.startsWith('D'))
+        ticks.push(name + ' ' + key + ': the log axis labels its minor ticks (dtick ' + ax.dtick + ')');
+      const boxes = Array.from(gd.querySelectorAll('g.' + m[1] + m[2] + 'tick text'))
+        .map(e => ({r: e.getBoundingClientRect(), t: e.textContent})).filter(b => b.r.width > 0);
+      overlap: for (let i = 0; i < boxes.length; i++) {
+        for (let j = i + 1; j < boxes.length; j++) {
+          const a = boxes[i].r, b = boxes[j].r;
+          if (Math.min(a.right, b.right) - Math.max(a.left, b.left) > 1 &&
+              Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 1) {
+            ticks.push(name + ' ' + key + ': tick labels "' + boxes[i].t + '" and "' + boxes[j].t + '" overlap');
+            break overlap;
+          }
+        }
+      }
     }
+    gd.querySelectorAll('.legendtext, .gtitle, .xtitle, .ytitle, [class^="x"][class$="title"], ' +
+                        '[class^="y"][class$="title"], .annotation-text, .cbtitle text').forEach(e => {
+      const t = (e.textContent || '').trim();
+      if (RAW.test(t)) raw.push(name + ': raw subscript in "' + t + '"');
+    });
     const legend = gd.querySelector('g.legend'), menus = gd.querySelectorAll('g.updatemenu-header-group');
     if (legend) {
       const l = legend.getBoundingClientRect();
@@ -212,7 +285,8 @@ _LAYOUT_JS = """() => {
       });
     }
   });
-  return {overflow, clipped, plots, titles, covered, column: colBox.width};
+  return {overflow, clipped, plots, titles, covered, sideways, raw: Array.from(new Set(raw)), outputs, ticks,
+          column: colBox.width};
 }"""
 
 
@@ -248,10 +322,19 @@ def test_page_layout_fits(browser, book_server, docname: str, width: int) -> Non
     Also at both widths: every plot keeps at least 45% of its figure's width (and
     150 px) for the plot area, no axis title shows a raw ``_``, and no dropdown
     menu sits on top of a legend. A wide table or equation inside a horizontal
-    scroll container is fine on the phone.
+    scroll container is fine on the phone. Also at both widths:
+
+    * the page never scrolls sideways (document wider than the window);
+    * no raw sub/superscript (``J_1``, ``A_{K}``, ``x^2``) in a table header, a
+      figure's title, axis titles, legend or annotations;
+    * no printed output is cut (a fixed-height scroll box, a line that needs a
+      sideways scroll) or split into several boxes;
     """
     got = _layout(browser, f"{book_server}/{docname}.html", width)
-    problems = got["plots"] + got["titles"] + got["covered"] + got["clipped"]
+    problems = (got["plots"] + got["titles"] + got["covered"] + got["clipped"] + got["sideways"] + got["raw"]
+                + got["outputs"])
+    # got["ticks"] (overlapping tick labels, minor log labels) is not asserted yet: several
+    # figures still fail it, and the tilted-label case needs a rotation-aware overlap test.
     if width >= 1000:
         problems += got["overflow"]
     assert not problems, f"{docname} at {width} px (text column {got['column']:.0f} px):\n" + "\n".join(problems)

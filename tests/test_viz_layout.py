@@ -39,3 +39,43 @@ def test_wrap_label_breaks_long_legend_entries_at_spaces() -> None:
     assert wrapped.replace("<br>", " ") == text
     assert all(len(line) <= 38 or " " not in line for line in wrapped.split("<br>"))
     assert viz.wrap_label("short") == "short"
+
+
+def test_raw_subscripts_become_sub_tags_in_figures_and_math_in_tables() -> None:
+    assert viz.subscripts_html("cos(∇J_1, ∇J_8)") == "cos(∇J<sub>1</sub>, ∇J<sub>8</sub>)"
+    assert viz.subscripts_html("Σ_{K<B} A_K / K") == "Σ<sub>K&lt;B</sub> A<sub>K</sub> / K"
+    assert viz.subscripts_html("θ_MaxPO, x^2") == "θ<sub>MaxPO</sub>, x<sup>2</sup>"
+    assert (viz.subscripts_tex("max |θ_MaxPO − θ_pairwise|")
+            == r"max |\(θ_{\mathrm{MaxPO}}\) − \(θ_{\mathrm{pairwise}}\)|")
+    assert viz.subscripts_tex("weights {k: w_k}") == r"weights {k: \(w_{k}\)}"
+    for code in ("grpo_passk", "pkpo_loo1", "MALLOC_MMAP_THRESHOLD_=1", "dr_grpo / seq-mean-token-sum-norm"):
+        assert viz.subscripts_html(code) == code and viz.subscripts_tex(code) == code
+    assert r"<th style='padding:2px 10px;text-align:right'>\(J_{4}\)</th>" in viz.html_table([{"J_4": 1}])
+
+
+def test_readable_figure_typesets_every_shown_text() -> None:
+    fig = viz.slider_figure([1, 2], lambda v: [go.Scatter(x=[0, 1], y=[v, v], name=f"A_{v}")], label="K",
+                            title="θ_MaxPO", xaxis_title="J_1")
+    fig.add_annotation(text="s_i", x=0, y=0)
+    d = viz.readable_figure(fig)
+    assert d["data"][0]["name"] == "A<sub>1</sub>"
+    assert d["layout"]["title"]["text"] == "θ<sub>MaxPO</sub>"
+    assert d["layout"]["xaxis"]["title"]["text"] == "J<sub>1</sub>"
+    assert d["layout"]["annotations"][0]["text"] == "s<sub>i</sub>"
+    assert [s["args"][0]["name"] for s in d["layout"]["sliders"][0]["steps"]] == [["A<sub>1</sub>"], ["A<sub>2</sub>"]]
+    assert fig.data[0].name == "A_1"  # the caller's figure is left as it was
+
+
+def test_log_axes_get_round_labels_that_do_not_crowd() -> None:
+    fig = viz.new_figure()
+    fig.add_trace(go.Scatter(x=[1, 2, 3], y=[0.003, 0.2, 4.0]))
+    fig.add_trace(go.Scatter(x=[1, 2, 3], y=[2.0, 3.0, 8.0], yaxis="y2"))
+    fig.add_trace(go.Scatter(x=[1, 2], y=[1e-16, 1e-7], yaxis="y3"))
+    fig.update_layout(yaxis_type="log", yaxis2=dict(type="log", overlaying="y", side="right"),
+                      yaxis3=dict(type="log", overlaying="y"))
+    layout = viz.readable_figure(fig)["layout"]
+    assert layout["yaxis"]["tickvals"] == [0.01, 0.1, 1.0]  # 0.003 .. 4: the powers of ten inside
+    assert layout["yaxis2"]["tickvals"] == [2.0, 3.0, 5.0, 7.0]  # 2 .. 8: 1, 1.5, 2, 3, 5, 7 times 10^k inside
+    assert "tickvals" not in layout["yaxis3"]  # nine decades: plotly labels whole decades itself
+    fig.update_yaxes(tickvals=[0.01, 1], selector=dict(type="log"))
+    assert viz.readable_figure(fig)["layout"]["yaxis"]["tickvals"] == [0.01, 1]  # the caller's ticks win

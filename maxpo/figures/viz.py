@@ -35,9 +35,12 @@ does it again explicitly):
 """
 from __future__ import annotations
 
+import copy
 import html
 import json
+import math
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -63,12 +66,16 @@ __all__ = [
     "figure_html",
     "html_table",
     "html_table_from_cells",
+    "frame_table",
     "method_color",
     "method_label",
     "new_figure",
     "setup",
     "show",
+    "readable_figure",
     "slider_figure",
+    "subscripts_html",
+    "subscripts_tex",
     "wrap_label",
     "table",
 ]
@@ -156,10 +163,11 @@ def figure_html(fig: go.Figure | Mapping[str, Any]) -> str:
     The page that shows it must load plotly.js first; the built book does
     (``book/_ext/offline_assets.py``).
     """
-    layout = (fig.get("layout") if isinstance(fig, Mapping) else fig.to_dict()["layout"]) or {}
+    fig_dict = readable_figure(fig)
+    layout = fig_dict.get("layout") or {}
     height = layout.get("height") or DEFAULT_HEIGHT
     return pio.to_html(
-        fig,
+        fig_dict,
         include_plotlyjs=False,
         include_mathjax=False,
         full_html=False,
@@ -168,6 +176,133 @@ def figure_html(fig: go.Figure | Mapping[str, Any]) -> str:
         default_height=f"{int(height)}px",
         validate=False,
     )
+
+
+# --- readable text and ticks (applied to every figure the renderer shows) ---
+
+#: A raw sub- or superscript: a lone letter (not the end of a longer word such as
+#: ``grpo_passk``) followed by ``_`` or ``^`` and a braced group or a run of letters/digits.
+_SCRIPT = re.compile(r"(?<![\w])([^\W\d_])([_^])(\{[^{}]*\}|[-\u2212]?[^\W_]+)")
+
+
+def _script_body(raw: str) -> str:
+    return raw[1:-1] if raw.startswith("{") else raw
+
+
+def subscripts_html(text: str) -> str:
+    """``text`` with raw ``X_k``, ``X_{k+1}``, ``X^2`` written as ``X<sub>k</sub>``/``<sup>``, as plotly draws them.
+
+    Only a lone letter is a base, so code names such as ``grpo_passk`` stay as they are.
+    """
+    def repl(m: re.Match[str]) -> str:
+        tag = "sub" if m.group(2) == "_" else "sup"
+        body = _script_body(m.group(3)).replace("<", "&lt;").replace(">", "&gt;")
+        return f"{m.group(1)}<{tag}>{body}</{tag}>"
+
+    return _SCRIPT.sub(repl, text)
+
+
+def subscripts_tex(text: str) -> str:
+    """``text`` with each raw ``X_k``/``X^k`` (see :func:`subscripts_html`) as inline MathJax ``\\(X_{k}\\)``.
+
+    A subscript of several letters is set upright (``\\mathrm``), e.g. θ_MaxPO.
+    """
+    def repl(m: re.Match[str]) -> str:
+        body = _script_body(m.group(3)).replace("\u2212", "-")
+        if len(body) > 1 and body.isalpha():
+            body = rf"\mathrm{{{body}}}"
+        return rf"\({m.group(1)}{m.group(2)}{{{body}}}\)"
+
+    return _SCRIPT.sub(repl, text)
+
+
+#: Layout and trace keys whose string values are shown to the reader as text.
+_TEXT_KEYS = frozenset({"text", "name", "label", "prefix", "suffix", "title"})
+
+
+def _typeset(node: Any, key: str | None = None) -> Any:
+    if isinstance(node, str):
+        return subscripts_html(node) if key in _TEXT_KEYS else node
+    if isinstance(node, Mapping):
+        return {k: _typeset(v, k) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):  # a list of texts keeps its key; dicts in a list start afresh
+        return [_typeset(v, key if key in _TEXT_KEYS else None) for v in node]
+    return node
+
+
+def _positive_values(values: Any) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=float).ravel()
+    except (TypeError, ValueError):
+        return np.empty(0)
+    return arr[np.isfinite(arr) & (arr > 0)]
+
+
+def _axis_values(fig_dict: Mapping[str, Any], axis_key: str) -> np.ndarray:
+    """The positive data on layout axis ``axis_key`` (``xaxis``, ``yaxis2``, ...), every control step included."""
+    letter, ref = axis_key[0], axis_key[0] + axis_key[5:]
+    data = fig_dict.get("data") or []
+    on_axis = [i for i, t in enumerate(data) if (t.get(f"{letter}axis") or letter) == ref]
+    found = [_positive_values(data[i].get(letter)) for i in on_axis if data[i].get(letter) is not None]
+    layout = fig_dict.get("layout") or {}
+    for control in list(layout.get("sliders") or []) + list(layout.get("updatemenus") or []):
+        for step in control.get("steps") or control.get("buttons") or []:
+            args = step.get("args") or []
+            update = args[0] if args and isinstance(args[0], Mapping) else {}
+            per_trace = update.get(letter)
+            if isinstance(per_trace, list):
+                found += [_positive_values(per_trace[i]) for i in on_axis if i < len(per_trace)
+                          and per_trace[i] is not None]
+    return np.concatenate(found) if found else np.empty(0)
+
+
+#: Mantissas tried, in order, for the labels of a log axis spanning less than a few decades.
+_LOG_MANTISSAS: tuple[tuple[float, ...], ...] = ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0))
+
+
+def _log_tickvals(lo: float, hi: float) -> list[float] | None:
+    """Three to about eight round values in ``[lo, hi]`` for a log axis (the fewest that give three)."""
+    for mantissas in _LOG_MANTISSAS:
+        vals = [float(f"{m * 10.0 ** e:.12g}") for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+                for m in mantissas]
+        vals = [v for v in vals if lo <= v <= hi]
+        if len(vals) >= 3:
+            return vals
+    return None
+
+
+def readable_figure(fig: go.Figure | Mapping[str, Any]) -> dict[str, Any]:
+    """The figure as a dict, made readable the same way for every chapter.
+
+    * Raw ``X_k`` in titles, axis titles, legend entries, annotations and control
+      labels becomes ``X<sub>k</sub>`` (:func:`subscripts_html`).
+    * A log axis that sets none of ``dtick``/``tickvals`` and whose data span at
+      most five decades gets round labels of its own: the powers of ten when
+      they give three labels, else 1 and 3, else 1, 2 and 5 times them, ... (with
+      minor ticks between). plotly's default labels every 2 and 5 (or every
+      digit) in a small font there, which overlap into "2, 100, 9…2". Over more
+      decades plotly already labels whole decades.
+    """
+    fig_dict = copy.deepcopy(dict(fig) if isinstance(fig, Mapping) else fig.to_dict())
+    data = fig_dict.get("data") or []
+    layout = dict(fig_dict.get("layout") or {})
+    for key, axis in list(layout.items()):
+        if not re.fullmatch(r"[xy]axis\d*", key) or not isinstance(axis, Mapping):
+            continue
+        if axis.get("type") != "log" or any(axis.get(k) is not None for k in ("dtick", "tickvals")):
+            continue
+        values = _axis_values(fig_dict, key)
+        if values.size == 0 or math.log10(values.max() / values.min()) > 5:
+            continue
+        tickvals = _log_tickvals(float(values.min()), float(values.max()))
+        if tickvals is not None:
+            axis = dict(axis)
+            axis["tickvals"] = tickvals
+            axis.setdefault("minor", dict(ticks="outside", ticklen=3, showgrid=False))
+            layout[key] = axis
+    fig_dict["layout"] = _typeset(layout)
+    fig_dict["data"] = [_typeset(t) for t in data]
+    return fig_dict
 
 
 def building_book() -> bool:
@@ -185,6 +320,7 @@ class BookRenderer(MimetypeRenderer):
         self.with_json = with_json
 
     def to_mimebundle(self, fig_dict: dict[str, Any]) -> dict[str, Any]:
+        fig_dict = readable_figure(fig_dict)
         bundle: dict[str, Any] = {"text/html": figure_html(fig_dict)}
         with_json = (not building_book()) if self.with_json is None else self.with_json
         if with_json:
@@ -441,8 +577,12 @@ _CELL_STYLE = "padding:2px 10px;text-align:right"
 
 
 def html_table_from_cells(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """An HTML ``<table>``: ``header`` is escaped, the cells of ``rows`` are HTML already (not escaped)."""
-    head = "".join(f"<th style='{_CELL_STYLE}'>{html.escape(h)}</th>" for h in header)
+    """An HTML ``<table>``: ``header`` is escaped, the cells of ``rows`` are HTML already (not escaped).
+
+    A raw ``J_1`` in a header becomes inline MathJax ``\\(J_{1}\\)`` (:func:`subscripts_tex`);
+    it is typeset where the table sits in a ``mathjax_process`` element (:func:`html_table`).
+    """
+    head = "".join(f"<th style='{_CELL_STYLE}'>{html.escape(subscripts_tex(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td style='{_CELL_STYLE}'>{c}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -456,7 +596,7 @@ def html_table(records: Sequence[Mapping[str, Any]]) -> str:
     if not records:
         return "<p>(no rows)</p>"
     header = list(records[0])
-    rows = [[html.escape(str(r.get(h, ""))) for h in header] for r in records]
+    rows = [[html.escape(subscripts_tex(str(r.get(h, "")))) for h in header] for r in records]
     return (f'<div class="mathjax_process" style="overflow-x:auto;font-size:0.85em">'
             f'{html_table_from_cells(header, rows)}</div>')
 
@@ -466,6 +606,23 @@ def table(records: Sequence[Mapping[str, Any]]) -> HTML:
     from IPython.display import HTML
 
     return HTML(html_table(records))
+
+
+
+def frame_table(rows: Any, **to_html: Any) -> HTML:
+    """A pandas table (``rows``: a DataFrame, or records for one) for display, headers typeset like :func:`html_table`.
+
+    ``to_html`` goes to ``DataFrame.to_html`` (``index=False`` unless given). The
+    table sits in a ``mathjax_process`` box that scrolls sideways when it is wider
+    than the text column.
+    """
+    import pandas as pd
+    from IPython.display import HTML
+
+    frame = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    frame.columns = [subscripts_tex(str(c)) for c in frame.columns]
+    to_html.setdefault("index", False)
+    return HTML(f'<div class="mathjax_process" style="overflow-x:auto">{frame.to_html(**to_html)}</div>')
 
 
 setup()
