@@ -309,3 +309,23 @@ def test_saving_an_unedited_chapter_leaves_it_byte_identical(tmp_path: Path, cha
     markdown["source"] += "\n\nA note of the reader."
     asyncio.run(manager.save({"type": "notebook", "format": "json", "content": nb}, chapter))
     assert "A note of the reader." in (tmp_path / chapter).read_text()
+
+
+def test_make_lab_reuses_an_existing_venv(tmp_path: Path) -> None:
+    """A fresh clone (its files newer than the venv's stamp) with VENV=<a venv made elsewhere>: no rebuild."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / ".installed").write_text("")
+    os.utime(venv / ".installed", (0, 0))  # older than everything in the clone
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("Makefile", "requirements.txt", "pyproject.toml"):
+        (clone / name).write_bytes((REPO / name).read_bytes())
+    out = subprocess.run(["make", "-n", "lab", f"VENV={venv}"], cwd=clone, capture_output=True, text=True,
+                         check=True).stdout
+    assert "-m venv" not in out and "pip install" not in out, out
+    assert f"{venv}/bin/jupyter lab" in out and f'PYTHONPATH="{clone}' in out, out
+    # a machine without the venv still gets it made first
+    fresh = subprocess.run(["make", "-n", "lab", f"VENV={tmp_path / 'none'}"], cwd=clone, capture_output=True,
+                           text=True, check=True).stdout
+    assert "-m venv" in fresh
