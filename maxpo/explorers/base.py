@@ -114,7 +114,12 @@ class Explorer:
     def _caption(self, result: Any) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
+    def static_html(self) -> str:
+        """The explorer for a page with no kernel behind it (:mod:`maxpo.explorers.static`)."""
+        raise NotImplementedError  # pragma: no cover - overridden
 
-        display(self.ui)
+    def _ipython_display_(self) -> None:
+        """In a live session the ipywidgets; in a book build the static explorer, which needs no kernel."""
+        from IPython.display import HTML, display
+
+        display(HTML(self.static_html()) if viz.building_book() else self.ui)
