@@ -45,7 +45,6 @@ from traitlets.config import Config
 
 from conftest import REPO
 
-
 #: The chapter the reader opens, and the explorer's figure inside the widget Output.
 CHAPTER = "baselines.md"
 EXPLORER_PLOT = ".widget-output .js-plotly-plot"

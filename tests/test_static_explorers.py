@@ -25,9 +25,10 @@ import pytest
 import torch
 
 import maxpo
-from conftest import chapter_docnames, chapter_id
 from maxpo import explorers, reference
 from maxpo.explorers.base import fmt
+
+from conftest import chapter_docnames, chapter_id
 
 pytestmark = pytest.mark.browser
 

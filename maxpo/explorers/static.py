@@ -236,8 +236,8 @@ def linear_html(rewards: Sequence[float], k: int, method: str, step: float = 0.0
     b = len(rewards)
     n = round(1 / step)
     grid = [round(i * step, 10) for i in range(n + 1)]
-    starts = [min(range(n + 1), key=lambda i, v=v: abs(grid[i] - v)) for v in rewards]
-    methods = []
+    starts = [round(min(max(v, 0.0), 1.0) / step) for v in rewards]
+    methods: list[dict[str, Any]] = []
     for name in maxpo.METHODS:
         maps: list[Any] = []
         try:
