@@ -33,8 +33,11 @@ book-full: $(STAMP)
 
 # JupyterLab on the book: the chapters' .md files open as notebooks (jupytext; book/_jupyter
 # makes that the default viewer). Extra options: make lab LAB_ARGS="--port 8890 --no-browser"
+# An existing venv is used as it is (a clone with a reused VENV=..., newer files than its stamp: no rebuild),
+# and the kernels import this tree's maxpo (PYTHONPATH), whichever tree the venv was installed from.
 LAB_CONFIG := $(CURDIR)/book/_jupyter
-lab: $(STAMP)
+lab: $(if $(wildcard $(STAMP)),,$(STAMP))
+	PYTHONPATH="$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH}" \
 	JUPYTER_CONFIG_PATH="$(LAB_CONFIG)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
 	  $(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 

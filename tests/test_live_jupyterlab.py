@@ -15,13 +15,15 @@ playwright) then does what the README tells a reader to do:
    data of the plotly trace) changed.
 
 Every request that leaves 127.0.0.1 is blocked and recorded; the list must
-be empty. The chapter file must be unchanged afterwards (autosave is off).
+be empty. Autosave is on (every 5 s): after Run All and an autosave the chapter file must be
+byte-identical (book/_jupyter's contents manager writes only what a reader edited).
 The server and its kernels are shut down even when the test fails.
 Screenshots before and after the slider move are saved under the test's
 temporary folder (printed with ``-s``), as is the test's wall time.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -35,24 +37,23 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+from traitlets.config import Config
 
 from conftest import REPO
-
-pytestmark = [pytest.mark.browser, pytest.mark.jupyterlab, pytest.mark.timeout(900)]
 
 #: The chapter the reader opens, and the explorer's figure inside the widget Output.
 CHAPTER = "baselines.md"
 EXPLORER_PLOT = ".widget-output .js-plotly-plot"
-#: Settings for this test only: no autosave (the chapter must stay as it is), no news or update checks.
-TEST_LAB_SETTINGS = {
-    "@jupyterlab/docmanager-extension:plugin": {"autosave": False},
-    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
-}
-SERVER_CONFIG = {"LabApp": {"news_url": None,
-                            "check_for_updates_class": "jupyterlab.handlers.announcements.NeverCheckForUpdate"}}
+#: Settings for this test only: autosave on (as for a reader) but every 5 s instead of every 2 min, so the
+#: test can wait for an autosave after Run All; the news and update checks are off in book/_jupyter itself.
+TEST_LAB_SETTINGS = {"@jupyterlab/docmanager-extension:plugin": {"autosave": True, "autosaveInterval": 5}}
+SERVER_CONFIG: dict[str, object] = {}
+#: The notebook's tab while it has unsaved changes.
+DIRTY_TAB = ".lm-DockPanel-tabBar .lm-TabBar-tab.jp-mod-dirty"
 STARTUP_S = 120
 RUN_ALL_MS = 600_000
 STEP_MS = 60_000
@@ -200,6 +201,9 @@ def _slider_value(page: object) -> str:
     return page.locator(".widget-slider .widget-readout").first.inner_text()
 
 
+@pytest.mark.browser
+@pytest.mark.jupyterlab
+@pytest.mark.timeout(900)
 def test_reader_runs_a_chapter_and_moves_an_explorer_slider(lab_server: LabServer, chromium_page, tmp_path: Path):
     page, blocked, errors = chromium_page
     shots = tmp_path / "screenshots"
@@ -256,6 +260,12 @@ def _run_chapter_and_move_slider(lab_server: LabServer, page: object, blocked: l
     page.screenshot(path=str(shots / "after.png"))
     after_value, after_paths = _slider_value(page), _plot_paths(page)
 
+    # Run All and the slider made the notebook dirty; wait for autosave to save it (the tab's dirty mark
+    # goes), then the chapter must still be byte-identical: nothing the reader edited, nothing written.
+    _wait_until(page, f"() => document.querySelectorAll('.jp-NotebookPanel').length > 0 && "
+                      f"document.querySelectorAll('{DIRTY_TAB}').length === 0", STEP_MS, "an autosave")
+    assert page.locator(".jp-Dialog").count() == 0, "a dialog is open (a news pop-up or a save conflict?)"
+    assert page.get_by_text(re.compile("Jupyter news", re.I)).count() == 0, "the news pop-up is shown"
     wall = time.perf_counter() - start
     print(f"\nlive JupyterLab test: chapter ran in {ran_s:.1f} s, whole test {wall:.1f} s; "
           f"K {before_value} -> {after_value}; screenshots in {shots}")
@@ -264,3 +274,58 @@ def _run_chapter_and_move_slider(lab_server: LabServer, page: object, blocked: l
     assert not blocked, f"requests beyond 127.0.0.1: {blocked}"
     assert not errors, f"JavaScript errors: {errors}"
     assert hashlib.sha256(chapter.read_bytes()).hexdigest() == digest, f"{CHAPTER} was modified"
+
+
+def _lab_contents_manager(root: Path) -> Any:
+    """The contents manager ``make lab`` configures (book/_jupyter/jupyter_server_config.py), rooted at ``root``."""
+    config_file = REPO / "book" / "_jupyter" / "jupyter_server_config.py"
+    namespace: dict[str, Any] = {"get_config": Config}
+    exec(compile(config_file.read_text(), str(config_file), "exec"), namespace)  # noqa: S102  (the repo's config)
+    manager_class = namespace["c"].ServerApp.contents_manager_class
+    return manager_class(root_dir=str(root))
+
+
+@pytest.mark.parametrize("chapter", ["baselines.md", "objective.md"])
+def test_saving_an_unedited_chapter_leaves_it_byte_identical(tmp_path: Path, chapter: str) -> None:
+    """What autosave does after Run All: the notebook comes back with outputs and the kernel's metadata."""
+    (tmp_path / chapter).write_bytes((REPO / "book" / chapter).read_bytes())
+    original = (tmp_path / chapter).read_bytes()
+    manager = _lab_contents_manager(tmp_path)
+    model = asyncio.run(manager.get(chapter))
+    assert model["type"] == "notebook"  # jupytext opens the chapter as a notebook
+    nb = model["content"]
+    nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb["metadata"]["language_info"] = {"name": "python", "version": "3.11.2"}
+    nb["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    for i, cell in enumerate(c for c in nb["cells"] if c["cell_type"] == "code"):
+        cell["execution_count"] = i + 1
+        cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "ran\n"}]
+        cell["metadata"]["execution"] = {"iopub.status.idle": "2026-01-01T00:00:00Z"}
+    asyncio.run(manager.save({"type": "notebook", "format": "json", "content": nb}, chapter))
+    assert (tmp_path / chapter).read_bytes() == original, f"saving the unedited {chapter} rewrote it"
+
+    # an edit by the reader is saved (jupytext writes the whole file)
+    markdown = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+    markdown["source"] += "\n\nA note of the reader."
+    asyncio.run(manager.save({"type": "notebook", "format": "json", "content": nb}, chapter))
+    assert "A note of the reader." in (tmp_path / chapter).read_text()
+
+
+def test_make_lab_reuses_an_existing_venv(tmp_path: Path) -> None:
+    """A fresh clone (its files newer than the venv's stamp) with VENV=<a venv made elsewhere>: no rebuild."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / ".installed").write_text("")
+    os.utime(venv / ".installed", (0, 0))  # older than everything in the clone
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("Makefile", "requirements.txt", "pyproject.toml"):
+        (clone / name).write_bytes((REPO / name).read_bytes())
+    out = subprocess.run(["make", "-n", "lab", f"VENV={venv}"], cwd=clone, capture_output=True, text=True,
+                         check=True).stdout
+    assert "-m venv" not in out and "pip install" not in out, out
+    assert f"{venv}/bin/jupyter lab" in out and f'PYTHONPATH="{clone}' in out, out
+    # a machine without the venv still gets it made first
+    fresh = subprocess.run(["make", "-n", "lab", f"VENV={tmp_path / 'none'}"], cwd=clone, capture_output=True,
+                           text=True, check=True).stdout
+    assert "-m venv" in fresh

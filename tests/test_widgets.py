@@ -216,3 +216,77 @@ def test_precision_figure_draws_zero_errors_at_the_floor() -> None:
     summary = {"package": {"relative_error": 0.0, "centering_error": 1e-9}}
     fig = figures.precision_figure(summary, 8, 2)
     assert fig.data[0].y == (figures.LOG_FLOOR,) and fig.data[0].customdata == (0.0,)
+
+
+# --------------------------------------------------------------------------- every bad value, in place
+BAD_VALUES = {  # typed text -> a fragment of the message the reader sees
+    "1e400": "too large",
+    "-1e400": "too large",
+    "1e200": "too large",
+    "inf": "not a number",
+    "nan": "not a number",
+    "1/0": "not a number",
+    "abc": "not a number",
+    "": "at least one",
+}
+
+
+def _text_boxes() -> list[tuple[str, object, str]]:
+    return [
+        ("EstimateExplorer.rewards", lambda: widgets.EstimateExplorer(), "rewards"),
+        ("AdvantageExplorer.rewards", lambda: widgets.AdvantageExplorer(), "rewards"),
+        ("GradientExplorer.rewards", lambda: widgets.GradientExplorer(), "rewards"),
+        ("GradientExplorer.probs", lambda: widgets.GradientExplorer(), "probs"),
+        ("VarianceExplorer.rewards", lambda: widgets.VarianceExplorer(), "rewards"),
+        ("VarianceExplorer.probs", lambda: widgets.VarianceExplorer(), "probs"),
+    ]
+
+
+@pytest.mark.parametrize("box", _text_boxes(), ids=[b[0] for b in _text_boxes()])
+@pytest.mark.parametrize("bad", list(BAD_VALUES), ids=[repr(v) for v in BAD_VALUES])
+def test_every_bad_value_gets_a_message_in_place(box, bad: str) -> None:
+    _, make, attr = box
+    e = make()
+    control = getattr(e, attr)
+    good = control.value
+    items = good.replace(",", " ").split()
+    control.value = ", ".join([bad, *items[1:]]) if bad else ""  # the first entry replaced
+    shows_error(e, BAD_VALUES[bad])
+    control.value = good  # and the explorer recovers
+    assert e.error is None and e.figure is not None
+
+
+class _Stub(Explorer):
+    """An explorer whose computation returns, or raises, what the test asks for."""
+
+    def __init__(self, outcome: object) -> None:
+        import ipywidgets
+
+        self.outcome = outcome
+        self._start([], [ipywidgets.Text()])
+
+    def _compute(self) -> object:
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+    def _figure(self, result: object) -> object:
+        return figures.go.Figure()
+
+    def _caption(self, result: object) -> str:
+        return "<p>ok</p>"
+
+
+@pytest.mark.parametrize(("outcome", "fragment"), [
+    ({"a": [1.0, float("inf")]}, "not finite"),
+    ({"a": (float("nan"),)}, "not finite"),
+    (OverflowError("int too large to convert to float"), "OverflowError"),
+    (ZeroDivisionError("division by zero"), "ZeroDivisionError"),
+])
+def test_a_result_that_is_not_finite_or_an_arithmetic_error_is_reported_in_place(outcome, fragment) -> None:
+    shows_error(_Stub(outcome), fragment)
+
+
+def test_a_finite_result_is_drawn() -> None:
+    e = _Stub({"a": [1.0, (2.0, 3)], "b": None})
+    assert e.error is None and e.figure is not None

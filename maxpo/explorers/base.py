@@ -10,13 +10,16 @@ with its plotly extension. Nothing is appended, so the cell never grows, and
 no kernel-side ``display`` is needed (the explorers also work when driven
 from plain Python, as the tests do).
 
-Bad input (non-numeric text, a K the method refuses, ...) raises
-``ValueError`` in the computation; the explorer shows the message in place,
+Bad input (non-numeric text, a K the method refuses, a value too large for
+float64, ...) raises ``ValueError`` in the computation (an ``ArithmeticError``
+or a result that is not finite is reported the same way, as a last resort);
+the explorer shows the message in place,
 in red, clears the stale figure, and keeps running: no traceback.
 """
 from __future__ import annotations
 
 import html
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -36,6 +39,17 @@ def fmt(v: float | None) -> str:
     if v == 0:
         return "0"
     return f"{v:.4g}" if 1e-3 <= abs(v) < 1e4 else f"{v:.3e}"
+
+
+def _all_finite(value: Any) -> bool:
+    """Whether every float in ``value`` (nested dicts, lists and tuples) is finite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_all_finite(v) for v in value)
+    return True
 
 
 def _error_html(message: str) -> str:
@@ -76,9 +90,12 @@ class Explorer:
         start = time.perf_counter()
         try:
             result = self._compute()
+            if not _all_finite(result):
+                raise ValueError("the result is not finite (inf or nan): the values are too large for float64")
             figure = self._figure(result)
-        except ValueError as err:
-            self.result, self.figure, self.error = None, None, str(err)
+        except (ValueError, ArithmeticError) as err:  # ArithmeticError: overflow, division by zero
+            text = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
+            self.result, self.figure, self.error = None, None, text
             self.message.value = _error_html(self.error)
             self.plot.outputs = ()
         else:
@@ -97,7 +114,12 @@ class Explorer:
     def _caption(self, result: Any) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
+    def static_html(self) -> str:
+        """The explorer for a page with no kernel behind it (:mod:`maxpo.explorers.static`)."""
+        raise NotImplementedError  # pragma: no cover - overridden
 
-        display(self.ui)
+    def _ipython_display_(self) -> None:
+        """In a live session the ipywidgets; in a book build the static explorer, which needs no kernel."""
+        from IPython.display import HTML, display
+
+        display(HTML(self.static_html()) if viz.building_book() else self.ui)

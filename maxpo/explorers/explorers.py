@@ -12,8 +12,10 @@
   errors of the package and of two all-float32 pipelines.
 
 Controls are public attributes (ipywidgets); ``ui`` is the box to display.
-In the static HTML book the controls are drawn from saved widget state, but
-changing them does nothing: there is no Python to run the callbacks.
+Displaying an explorer itself (the last line of a cell) shows ``ui`` in a live
+session and, in a book build, its :meth:`static_html`: the same explorer
+over a precomputed grid, or (:class:`AdvantageExplorer`) with rewards the
+reader drags, computed in the browser (:mod:`maxpo.explorers.static`).
 """
 from __future__ import annotations
 
@@ -26,9 +28,10 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 import maxpo
-from maxpo.explorers import figures
+from maxpo.explorers import figures, static
 from maxpo.explorers.base import Explorer, fmt
 from maxpo.explorers.inputs import parse_fractions, parse_numbers
+from maxpo.explorers.static import Control
 from maxpo.explorers.summaries import (
     MAXK_METHODS,
     advantage_summary,
@@ -41,6 +44,10 @@ from maxpo.explorers.summaries import (
 __all__ = ["AdvantageExplorer", "EstimateExplorer", "GradientExplorer", "PrecisionExplorer", "VarianceExplorer"]
 
 _WIDE = widgets.Layout(width="32em")
+
+
+def _with_start(start: str, others: Sequence[str]) -> list[str]:
+    return [start, *(o for o in others if o != start)]
 
 
 def _group_size(text: str) -> int:
@@ -79,6 +86,14 @@ class EstimateExplorer(_GroupExplorer):
     def _figure(self, res: dict[str, Any]) -> go.Figure:
         return figures.estimate_figure(res, self.k.value)
 
+    def static_html(self) -> str:
+        """Four groups of rewards (the typed one first) and every K."""
+        b = _group_size(self.rewards.value)
+        groups = _with_start(self.rewards.value, [", ".join(["0", "1", "0", "0", "1", "0", "0", "0"][:b]),
+                                                  ", ".join(["0.5"] * b), ", ".join(["0"] * (b - 1) + ["10"])])
+        return static.grid_html(self, [Control("rewards", "rewards", groups, "menu"),
+                                       Control("k", "K", list(range(1, b + 1)))])
+
     def _caption(self, res: dict[str, Any]) -> str:
         name = "pass@K" if res["binary"] else "max@K"
         return (f"<p>B = {len(res['sorted'])}: the {name} estimate at K = {self.k.value} is "
@@ -100,6 +115,12 @@ class GradientExplorer(Explorer):
         self.k = widgets.IntSlider(value=k, min=1, max=7, description="K", continuous_update=False)
         self._start([widgets.HBox([self.rewards, self.probs]), widgets.HBox([self.b, self.k])],
                     [self.rewards, self.probs, self.b, self.k])
+
+    def static_html(self) -> str:
+        """Two reward vectors (the typed one first) for the typed probabilities, every B and K up to 7."""
+        rewards = _with_start(self.rewards.value, ["1, 0, 1/2"])
+        return static.grid_html(self, [Control("rewards", "rewards", rewards, "menu"),
+                                       Control("b", "B", list(range(1, 8))), Control("k", "K", list(range(1, 8)))])
 
     def _compute(self) -> dict[str, Any]:
         self._rewards = parse_fractions(self.rewards.value, "reward")
@@ -128,6 +149,10 @@ class AdvantageExplorer(_GroupExplorer):
         self._group_controls(rewards, k)
         self.method = widgets.Dropdown(options=list(maxpo.METHODS), value=method, description="method")
         self._start([self.rewards, widgets.HBox([self.k, self.method])], [self.rewards, self.k, self.method])
+
+    def static_html(self) -> str:
+        """One slider per reward (0 to 1 by 0.05), K and the methods linear in the sorted rewards."""
+        return static.linear_html(parse_numbers(self.rewards.value, "reward"), self.k.value, self.method.value)
 
     def _compute(self) -> dict[str, Any]:
         self._rewards = self._read_group()
@@ -164,6 +189,12 @@ class VarianceExplorer(Explorer):
         self._start([widgets.HBox([self.rewards, self.probs]), widgets.HBox([self.b, self.k]), self.methods],
                     [self.rewards, self.probs, self.b, self.k, self.methods])
 
+    def static_html(self) -> str:
+        """Two reward vectors (the typed one first) for the typed probabilities, every B and K up to 6."""
+        rewards = _with_start(self.rewards.value, ["0, 0, 1"])
+        return static.grid_html(self, [Control("rewards", "rewards", rewards, "menu"),
+                                       Control("b", "B", list(range(2, 7))), Control("k", "K", list(range(1, 7)))])
+
     def _compute(self) -> dict[str, dict[str, float]]:
         r = parse_fractions(self.rewards.value, "reward")
         p = parse_fractions(self.probs.value, "probability")
@@ -194,6 +225,14 @@ class PrecisionExplorer(Explorer):
                                              description="offset", continuous_update=False)
         self._start([widgets.HBox([self.log2_b, self.k_fraction, self.offset])],
                     [self.log2_b, self.k_fraction, self.offset])
+
+    def static_html(self) -> str:
+        """Every B = 2^3..2^14, four K / B and five offsets (the current values among them)."""
+        fractions = sorted({0.05, 0.25, 0.5, 0.9, self.k_fraction.value})
+        offsets = sorted({0.001, 1.0, 100.0, 1000.0, 10000.0, self.offset.value})
+        return static.grid_html(self, [Control("log2_b", "log2 B", list(range(3, 15))),
+                                       Control("k_fraction", "K / B", fractions, labels=[f"{f:g}" for f in fractions]),
+                                       Control("offset", "offset", offsets, labels=[f"{o:g}" for o in offsets])])
 
     @property
     def b(self) -> int:
