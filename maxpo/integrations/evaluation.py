@@ -30,7 +30,7 @@ import torch
 import maxpo
 from maxpo.integrations.grouping import _codes, _dense_groups
 
-__all__ = ["at_k_metrics", "check_ks", "is_binary"]
+__all__ = ["at_k_metrics", "check_ks", "is_binary", "per_prompt_estimates", "standard_error"]
 
 
 def check_ks(ks: Any, name: str = "k") -> tuple[int, ...]:
@@ -71,23 +71,46 @@ def at_k_metrics(rewards: Sequence[float] | np.ndarray | torch.Tensor, group_ids
     ``k`` samples are left out (no unbiased estimate exists for them).
     """
     ks = check_ks(ks)
-    r = torch.as_tensor(np.asarray(rewards, dtype=np.float64)).reshape(-1)
-    n = r.numel()
-    if n == 0:
-        return {}
-    if bool(torch.isnan(r).any()):
-        raise ValueError("rewards contain NaN: leave unscored samples out before computing at-k metrics")
-    codes, labels = _codes(group_ids, n)
-    sizes = torch.bincount(codes, minlength=len(labels))
     out: dict[str, float] = {}
     for k in ks:
-        take = (sizes >= k)[codes]
-        if not bool(take.any()):
-            continue
-        dense, mask, *_ = _dense_groups(r, codes, take, len(labels))
-        per_prompt = maxpo.maxk_estimate(dense, k, mask=mask)
+        per_prompt = per_prompt_estimates(rewards, group_ids, k)
         p = per_prompt.numel()
+        if p == 0:
+            continue
         out[f"{name}@{k}"] = float(per_prompt.mean())
-        out[f"{name}@{k}/se"] = float(per_prompt.std(correction=1)) / math.sqrt(p) if p > 1 else float("nan")
+        out[f"{name}@{k}/se"] = standard_error(per_prompt.tolist())
         out[f"{name}@{k}/prompts"] = float(p)
     return out
+
+
+def standard_error(values: Sequence[float]) -> float:
+    r""":math:`s/\sqrt{P}` with ``s`` the sample standard deviation (``ddof=1``) of ``P`` values; nan if ``P < 2``."""
+    p = len(values)
+    if p < 2:
+        return float("nan")
+    return float(np.std(np.asarray(values, dtype=np.float64), ddof=1)) / math.sqrt(p)
+
+
+def per_prompt_estimates(rewards: Sequence[float] | np.ndarray | torch.Tensor,
+                         group_ids: Sequence[Any] | np.ndarray | torch.Tensor,
+                         k: int, valid: Sequence[bool] | np.ndarray | torch.Tensor | None = None) -> torch.Tensor:
+    """The unbiased max@k estimate of each prompt with at least ``k`` (valid) samples, in order of first appearance.
+
+    Rows where ``valid`` is False (unscored samples) are left out; NaN rewards in
+    the remaining rows raise ``ValueError``.
+    """
+    r = torch.as_tensor(np.asarray(rewards, dtype=np.float64)).reshape(-1)
+    n = r.numel()
+    ok = torch.ones(n, dtype=torch.bool) if valid is None else \
+        torch.as_tensor(np.asarray(valid, dtype=bool)).reshape(-1)
+    if n == 0 or not bool(ok.any()):
+        return torch.zeros(0, dtype=torch.float64)
+    if bool(torch.isnan(r[ok]).any()):
+        raise ValueError("rewards contain NaN: leave unscored samples out before computing at-k metrics")
+    codes, labels = _codes(group_ids, n)
+    sizes = torch.bincount(codes[ok], minlength=len(labels))
+    take = ok & (sizes >= k)[codes]
+    if not bool(take.any()):
+        return torch.zeros(0, dtype=torch.float64)
+    dense, mask, *_ = _dense_groups(r, codes, take, len(labels))
+    return maxpo.maxk_estimate(dense, k, mask=mask)

@@ -408,7 +408,7 @@ def patch_validation() -> None:
         return metrics
 
     _val_metrics_update._maxk_validation = True  # type: ignore[attr-defined]
-    cls._val_metrics_update = _val_metrics_update
+    cls._val_metrics_update = _val_metrics_update  # type: ignore[method-assign]
     VALIDATION_PATCHED = True
 
 
@@ -562,7 +562,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"verl {version}: {len(found)} max@K advantage estimators registered: {', '.join(found)}")
     try:
         import verl.trainer.ppo.ray_trainer  # noqa: F401 (the import that installs the validation metrics)
-        state = "on when the config sets" if module is not None and module.VALIDATION_PATCHED else "NOT installed; needs"
+        patched = module is not None and module.VALIDATION_PATCHED
+        state = "on when the config sets" if patched else "NOT installed; needs"
     except Exception as exc:  # noqa: BLE001 (reported)
         state = f"unavailable, verl's trainer does not import ({type(exc).__name__}: {exc}); needs"
     print(f"validation metrics maxk/pass@k, maxk/max@k: {state} +algorithm.{CONFIG_KEY}.{VALIDATION_KEY}=[1,4,...]")
