@@ -475,3 +475,55 @@ def test_check_cli_prints_what_is_registered_or_one_error_line():
     assert len(errors) == 1 and "Traceback" not in bad.stderr
     assert "14 of 14 max@K estimators are not registered" in errors[0]
     assert "verl did not import maxpo.integrations.verl" in errors[0]
+
+
+def test_validation_metrics_through_verls_trainer_against_enumeration():
+    """verl's own RayPPOTrainer._val_metrics_update (which calls process_validation_metrics) on a
+    validation set of two data sources, with the switch algorithm.maxk.val_k: the unbiased metrics
+    equal exact enumeration; verl's own metrics are still there; without the switch nothing is added."""
+    import types
+    from fractions import Fraction
+
+    from test_integration_evaluation import _exact
+    from verl.trainer.ppo import ray_trainer
+
+    assert mverl.VALIDATION_PATCHED  # installed when verl's trainer module was imported
+    rng = np.random.default_rng(5)
+    groups = {("math", f"m{i}"): [Fraction(int(rng.random() < 0.3)) for _ in range(4)] for i in range(5)}
+    groups.update({("code", f"c{i}"): [Fraction(int(v), 4) for v in rng.integers(0, 5, 6)] for i in range(3)})
+    rows = [(source, uid, float(r)) for (source, uid), vals in groups.items() for r in vals]
+    sources = np.array([r[0] for r in rows], dtype=object)
+    uids = [r[1] for r in rows]
+    infos = {"reward": [r[2] for r in rows]}
+    cfg = _compose(mverl.launch_overrides(2, 8, loss_scale_factor=1024) + ["+algorithm.maxk.val_k=[1,2,4]"]
+                   + _GRPO_RUN)
+    assert mverl.read_options(cfg.algorithm).val_k == (1, 2, 4)
+    metrics = ray_trainer.RayPPOTrainer._val_metrics_update(types.SimpleNamespace(config=cfg), sources, uids,
+                                                            infos, [])
+    assert "val-core/math/reward/best@4/mean" in metrics  # verl's own (bootstrap) metric, unchanged
+    for source in ("math", "code"):
+        per_source = {uid: vals for (s, uid), vals in groups.items() if s == source}
+        for k in (1, 2, 4):
+            mean, se, p = _exact(per_source, k)
+            assert metrics[f"val-core/{source}/maxk/max@{k}"] == pytest.approx(float(mean), abs=1e-12)
+            assert metrics[f"val-aux/{source}/maxk/max@{k}/se"] == pytest.approx(se, abs=1e-12)
+            assert metrics[f"val-aux/{source}/maxk/max@{k}/prompts"] == p
+    assert metrics["val-core/math/maxk/pass@4"] == metrics["val-core/math/maxk/max@4"]  # 0/1 rewards
+    assert not any("pass@" in key for key in metrics if "/code/" in key)  # rewards in quarters
+    plain = _compose(mverl.launch_overrides(2, 8, loss_scale_factor=1024) + _GRPO_RUN)
+    without = ray_trainer.RayPPOTrainer._val_metrics_update(types.SimpleNamespace(config=plain), sources, uids,
+                                                            infos, [])
+    assert not any("maxk" in key for key in without)
+    assert set(metrics) - set(without) == {key for key in metrics if "/maxk/" in key}
+
+
+def test_one_correct_of_four_verls_bootstrap_reads_low_the_unbiased_metric_does_not():
+    """1 correct answer of n = 4: best@4 of verl's bootstrap is about 1 - (3/4)^4 = 0.684; pass@4 is 1."""
+    from verl.trainer.ppo.metric_utils import process_validation_metrics
+
+    sources, uids, infos = ["s"] * 4, ["u"] * 4, {"reward": [0.0, 1.0, 0.0, 0.0]}
+    best = process_validation_metrics(sources, uids, infos)["s"]["reward"]["best@4/mean"]
+    assert abs(best - (1 - (3 / 4) ** 4)) < 0.05  # 1000 bootstrap draws
+    assert mverl.validation_metrics(sources, uids, infos, 4)["val-core/s/maxk/pass@4"] == pytest.approx(1, abs=1e-12)
+    with pytest.raises(ValueError, match="algorithm.maxk.val_k must be a positive integer"):
+        mverl.read_options(_algorithm_config("maxpo", k=2, val_k=[0, 2]))
