@@ -262,3 +262,108 @@ def test_two_processes_groups_split_across_processes(tmp_path):
     assert any(len(ranks_) == 2 for ranks_ in owners.values()), "expected a group split across the processes"
     expected, used = demo.recheck(rows, 2, "maxpo", group_size=4)
     assert _max_gap(expected, used) < ATOL
+
+
+class SilentOnFirstPrompt:
+    """A verifier that cannot score any completion of the first prompt of each call (``None`` for all of
+    them, as for a prompt whose checker crashes); it records what it returned."""
+
+    __name__ = "silent_on_first_prompt"
+
+    def __init__(self) -> None:
+        self.calls: list[list[tuple[str, str, float | None]]] = []
+
+    def __call__(self, prompts, completions, answer, **_):
+        out = [None if p == prompts[0] else float(a in c) for p, c, a in zip(prompts, completions, answer, strict=True)]
+        self.calls.append(list(zip(prompts, completions, out, strict=True)))
+        return out
+
+
+def test_a_group_with_no_scored_completion_is_counted(tmp_path):
+    """Two prompts per step, one of them entirely unscored: it is counted in maxk/empty_groups and as a
+    group without signal in maxk/no_signal_frac (denominator: both groups); the other group's signal is
+    read from the advantages TRL trained on."""
+    verifier = SilentOnFirstPrompt()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        run = demo.run_tiny_grpo(2, "maxpo", num_generations=4, per_device_batch=8, steps_per_generation=1,
+                                 max_steps=2, output_dir=str(tmp_path), reward_funcs=verifier)
+    assert len(verifier.calls) == 2 and all(len({p for p, _, _ in call}) == 2 for call in verifier.calls)
+    assert _metrics_of(run, "maxk/empty_groups") == [1.0, 1.0]
+    assert _metrics_of(run, "maxk/unscored_completions") == [4.0, 4.0]
+    want = []
+    for generation, call in enumerate(verifier.calls, start=1):
+        other = {p for p, _, r in call if r is not None}
+        used = [row.advantage for row in run.rows if row.generation == generation and row.prompt in other]
+        assert len(used) == 4
+        want.append((1 + all(abs(a) < 1e-9 for a in used)) / 2)
+    assert _metrics_of(run, "maxk/no_signal_frac") == pytest.approx(want, abs=1e-12)
+
+
+def test_a_prompt_log_shorter_than_the_batch_is_an_error(trainer):
+    from collections import deque
+
+    saved = trainer._logs["prompt"]
+    try:
+        trainer._logs["prompt"] = deque(["p"] * 4, maxlen=saved.maxlen)
+        trainer._check_groups_are_prompts(4, 4)  # full: checked, passes
+        trainer._logs["prompt"] = deque(["p"] * 3, maxlen=saved.maxlen)
+        with pytest.raises(RuntimeError, match="prompt log holds 3 prompts where the gathered batch of 4"):
+            trainer._check_groups_are_prompts(4, 4)
+        trainer._logs["prompt"] = deque(["p", "p", "q", "p"], maxlen=saved.maxlen)
+        with pytest.raises(RuntimeError, match="rows 0..3 of the gathered batch are not one prompt"):
+            trainer._check_groups_are_prompts(4, 4)
+    finally:
+        trainer._logs["prompt"] = saved
+
+
+class RecordingVerifier:
+    """The verifiable reward, recording (prompt, reward) of every completion it scores."""
+
+    __name__ = "recording_verifier"
+
+    def __init__(self) -> None:
+        self.scored: list[tuple[str, float]] = []
+
+    def __call__(self, prompts, completions, answer, **_):
+        out = [float(a in c) for c, a in zip(completions, answer, strict=True)]
+        self.scored.extend(zip(prompts, out, strict=True))
+        return out
+
+
+def test_evaluation_reports_unbiased_pass_at_k_with_standard_errors(tmp_path):
+    """trainer.evaluate() (TRL's evaluation and log path), num_generations_eval = 4, 4 prompts in 2
+    batches, eval_k = [1, 2, 4]: eval_maxk/pass@k and max@k are the mean over prompts of the brute-force
+    estimate from the recorded rewards, /se their standard error across prompts."""
+    import math
+
+    from trl import GRPOConfig
+
+    tok = demo.char_tokenizer()
+    args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none", num_generations=4,
+                      num_generations_eval=4, per_device_train_batch_size=4, per_device_eval_batch_size=8,
+                      max_completion_length=4, max_steps=1, scale_rewards="none", disable_tqdm=True,
+                      temperature=3.0)
+    verifier = RecordingVerifier()
+    trainer = mtrl.MaxKGRPOTrainer(model=demo.tiny_llama(tok), reward_funcs=verifier, args=args,
+                                   train_dataset=demo.addition_dataset(8), eval_dataset=demo.addition_dataset(4),
+                                   processing_class=tok, k=2, eval_k=[1, 2, 4])
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        metrics = trainer.evaluate()
+    by_prompt: dict[str, list[float]] = {}
+    for prompt, reward in verifier.scored:
+        by_prompt.setdefault(prompt, []).append(reward)
+    assert sorted(map(len, by_prompt.values())) == [4, 4, 4, 4]
+    assert len({tuple(sorted(r)) for r in by_prompt.values()}) > 1, "degenerate: every prompt scored alike"
+    for k in (1, 2, 4):
+        per_prompt = [_pass_at_k(r, k) for r in by_prompt.values()]
+        mean = sum(per_prompt) / 4
+        se = math.sqrt(sum((x - mean) ** 2 for x in per_prompt) / 3 / 4)
+        for name in ("pass", "max"):
+            assert metrics[f"eval_maxk/{name}@{k}"] == pytest.approx(mean, abs=1e-9)
+            assert metrics[f"eval_maxk/{name}@{k}/se"] == pytest.approx(se, abs=1e-9)
+            assert metrics[f"eval_maxk/{name}@{k}/prompts"] == 4
+    with pytest.raises(ValueError, match="eval_k must be a positive integer"):
+        mtrl.MaxKGRPOTrainer(model=_BOGUS_MODEL, reward_funcs=verifier, args=args,
+                             train_dataset=demo.addition_dataset(8), k=2, eval_k=[0])

@@ -310,7 +310,7 @@ def test_launch_overrides_compose_and_validate_with_verls_own_config():
     from verl.utils.config import validate_config
 
     overrides = mverl.launch_overrides(4, 8, loss_scale_factor=1024)
-    assert all(o.startswith("++") for o in overrides)
+    assert [o for o in overrides if o.startswith("+")] == ["+algorithm.maxk.k=4"]  # the new section only
     cfg = _compose(overrides + _GRPO_RUN)
     validate_config(config=cfg, use_reference_policy=False, use_critic=need_critic(cfg))
     assert not need_critic(cfg)  # no value network: the estimator is not GAE
@@ -338,16 +338,28 @@ def test_launch_overrides_compose_and_validate_with_verls_own_config():
         mverl.launch_overrides(4, 8, loss_scale_factor=None)
 
 
-def test_double_plus_works_where_the_user_config_already_has_the_key():
-    """A user config that already sets algorithm.maxk (here by an earlier override): '+' fails on the
-    existing key, the recipe's '++' overrides it."""
+def test_launch_overrides_fail_on_a_renamed_key_or_an_existing_maxk_section(tmp_path):
+    """verl's own configuration copied with actor.loss_scale_factor renamed (as a later verl might): the
+    recipe fails to compose instead of adding a dead key. A user config that already has algorithm.maxk
+    makes the recipe's '+' fail too; the optional scale composes."""
+    import shutil
+
+    from hydra import compose, initialize_config_dir
     from hydra.errors import ConfigCompositionException
 
-    existing = ["+algorithm.maxk.k=2", "+algorithm.maxk.scale=sum"]
+    config_dir = os.path.join(os.path.dirname(sys.modules["verl"].__file__), "trainer", "config")
+    copy = tmp_path / "config"
+    shutil.copytree(config_dir, copy)
+    actor = copy / "actor" / "actor.yaml"
+    text = actor.read_text()
+    assert "\nloss_scale_factor:" in text
+    actor.write_text(text.replace("\nloss_scale_factor:", "\nloss_scale_coef:"))
+    overrides = mverl.launch_overrides(4, 8, loss_scale_factor=1024)
+    with initialize_config_dir(config_dir=str(copy), version_base=None):
+        with pytest.raises(ConfigCompositionException, match="loss_scale_factor"):
+            compose(config_name="ppo_trainer", overrides=overrides + _GRPO_RUN)
     with pytest.raises(ConfigCompositionException, match="already"):
-        _compose(existing + ["+algorithm.maxk.k=4"] + _GRPO_RUN)
-    cfg = _compose(existing + mverl.launch_overrides(4, 8, loss_scale_factor=1024) + _GRPO_RUN)
-    assert mverl.read_options(cfg.algorithm) == mverl.MaxKOptions(k=4, scale="sum")
+        _compose(["+algorithm.maxk.k=2"] + overrides + _GRPO_RUN)
     cfg = _compose(mverl.launch_overrides(3, 8, loss_scale_factor=512, scale="sum") + _GRPO_RUN)
     assert mverl.read_options(cfg.algorithm) == mverl.MaxKOptions(k=3, scale="sum")
     assert cfg.actor_rollout_ref.actor.loss_scale_factor == 512
@@ -398,3 +410,120 @@ def test_drop_no_signal_groups_keeps_exactly_the_groups_with_signal():
     torch.testing.assert_close(kept.batch["token_level_rewards"],
                                rewards[torch.tensor([u not in silent for u in uids])])
     assert mverl.no_signal_uids(scores, uids, 4) == dropped
+
+
+def test_registration_failure_is_a_warning_with_the_reason(monkeypatch):
+    import verl
+
+    monkeypatch.setattr(verl, "__version__", "0.10.0")
+    monkeypatch.setattr(mverl, "REGISTRATION_ERROR", None)
+    with pytest.warns(RuntimeWarning, match=r"could not register .*found verl 0.10.0.*--check"):
+        mverl._register_or_warn()
+    assert mverl.REGISTRATION_ERROR.startswith("RuntimeError: maxpo.integrations.verl supports verl")
+
+
+def _fresh(code: str | list[str], **env_vars: str) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("VERL_USE_EXTERNAL_MODULES", "VERL_USE_EXTERNAL_PLUGINS")}
+    env.update(env_vars)
+    return subprocess.run([sys.executable, *(["-c", code] if isinstance(code, str) else code)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+_COUNT = ("from verl.trainer.ppo import core_algos; "
+          "print(sum(n in core_algos.ADV_ESTIMATOR_REGISTRY for n in mverl.ESTIMATORS))")
+
+
+def test_registration_in_either_import_order_without_loading_core_algos_early():
+    """maxpo first (verl's plugin discovery off, so only the deferred hook can register), then verl first
+    as a plugin (importing verl must not load core_algos); both end with every estimator registered."""
+    code = ("import sys; import maxpo.integrations.verl as mverl; print('verl' in sys.modules, "
+            "'verl.trainer.ppo.core_algos' in sys.modules); " + _COUNT)
+    proc = _fresh(code, VERL_USE_EXTERNAL_PLUGINS="none")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["False", "False", str(len(mverl.ESTIMATORS))]
+    code = ("import sys, verl; print('maxpo.integrations.verl' in sys.modules, "
+            "'verl.trainer.ppo.core_algos' in sys.modules); import maxpo.integrations.verl as mverl; " + _COUNT)
+    proc = _fresh(code, VERL_USE_EXTERNAL_MODULES="maxpo.integrations.verl", VERL_USE_EXTERNAL_PLUGINS="none")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["True", "False", str(len(mverl.ESTIMATORS))]
+
+
+def test_a_name_taken_by_another_estimator_is_warned_about_in_a_fresh_process():
+    code = ("import warnings; warnings.simplefilter('default')\n"
+            "from verl.trainer.ppo import core_algos\n"
+            "core_algos.register_adv_est('maxpo')(lambda **kw: None)\n"
+            "import maxpo.integrations.verl as mverl\n"
+            "print(mverl.REGISTRATION_ERROR)")
+    proc = _fresh(code, VERL_USE_EXTERNAL_PLUGINS="none")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "could not register its verl advantage estimators (ValueError:" in proc.stderr
+    assert proc.stdout.startswith("ValueError:") and "maxpo" in proc.stdout
+
+
+def test_check_cli_prints_what_is_registered_or_one_error_line():
+    cli = ["-m", "maxpo.integrations.verl", "--check"]
+    ok = _fresh(cli, VERL_USE_EXTERNAL_MODULES="maxpo.integrations.verl", VERL_USE_EXTERNAL_PLUGINS="none")
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    first = ok.stdout.splitlines()[0]
+    assert first.startswith("verl 0.9.1: 14 max@K advantage estimators registered: ")
+    assert first.split(": ", 2)[2].split(", ") == list(mverl.ESTIMATORS)
+    assert "validation metrics maxk/pass@k, maxk/max@k: on when the config sets" in ok.stdout
+    bad = _fresh(cli, VERL_USE_EXTERNAL_PLUGINS="none")
+    assert bad.returncode == 2 and bad.stdout == ""
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in bad.stderr
+    assert "14 of 14 max@K estimators are not registered" in errors[0]
+    assert "verl did not import maxpo.integrations.verl" in errors[0]
+
+
+def test_validation_metrics_through_verls_trainer_against_enumeration():
+    """verl's own RayPPOTrainer._val_metrics_update (which calls process_validation_metrics) on a
+    validation set of two data sources, with the switch algorithm.maxk.val_k: the unbiased metrics
+    equal exact enumeration; verl's own metrics are still there; without the switch nothing is added."""
+    import types
+    from fractions import Fraction
+
+    from test_integration_evaluation import _exact
+    from verl.trainer.ppo import ray_trainer
+
+    assert mverl.VALIDATION_PATCHED  # installed when verl's trainer module was imported
+    rng = np.random.default_rng(5)
+    groups = {("math", f"m{i}"): [Fraction(int(rng.random() < 0.3)) for _ in range(4)] for i in range(5)}
+    groups.update({("code", f"c{i}"): [Fraction(int(v), 4) for v in rng.integers(0, 5, 6)] for i in range(3)})
+    rows = [(source, uid, float(r)) for (source, uid), vals in groups.items() for r in vals]
+    sources = np.array([r[0] for r in rows], dtype=object)
+    uids = [r[1] for r in rows]
+    infos = {"reward": [r[2] for r in rows]}
+    cfg = _compose(mverl.launch_overrides(2, 8, loss_scale_factor=1024) + ["+algorithm.maxk.val_k=[1,2,4]"]
+                   + _GRPO_RUN)
+    assert mverl.read_options(cfg.algorithm).val_k == (1, 2, 4)
+    metrics = ray_trainer.RayPPOTrainer._val_metrics_update(types.SimpleNamespace(config=cfg), sources, uids,
+                                                            infos, [])
+    assert "val-core/math/reward/best@4/mean" in metrics  # verl's own (bootstrap) metric, unchanged
+    for source in ("math", "code"):
+        per_source = {uid: vals for (s, uid), vals in groups.items() if s == source}
+        for k in (1, 2, 4):
+            mean, se, p = _exact(per_source, k)
+            assert metrics[f"val-core/{source}/maxk/max@{k}"] == pytest.approx(float(mean), abs=1e-12)
+            assert metrics[f"val-aux/{source}/maxk/max@{k}/se"] == pytest.approx(se, abs=1e-12)
+            assert metrics[f"val-aux/{source}/maxk/max@{k}/prompts"] == p
+    assert metrics["val-core/math/maxk/pass@4"] == metrics["val-core/math/maxk/max@4"]  # 0/1 rewards
+    assert not any("pass@" in key for key in metrics if "/code/" in key)  # rewards in quarters
+    plain = _compose(mverl.launch_overrides(2, 8, loss_scale_factor=1024) + _GRPO_RUN)
+    without = ray_trainer.RayPPOTrainer._val_metrics_update(types.SimpleNamespace(config=plain), sources, uids,
+                                                            infos, [])
+    assert not any("maxk" in key for key in without)
+    assert set(metrics) - set(without) == {key for key in metrics if "/maxk/" in key}
+
+
+def test_one_correct_of_four_verls_bootstrap_reads_low_the_unbiased_metric_does_not():
+    """1 correct answer of n = 4: best@4 of verl's bootstrap is about 1 - (3/4)^4 = 0.684; pass@4 is 1."""
+    from verl.trainer.ppo.metric_utils import process_validation_metrics
+
+    sources, uids, infos = ["s"] * 4, ["u"] * 4, {"reward": [0.0, 1.0, 0.0, 0.0]}
+    best = process_validation_metrics(sources, uids, infos)["s"]["reward"]["best@4/mean"]
+    assert abs(best - (1 - (3 / 4) ** 4)) < 0.05  # 1000 bootstrap draws
+    assert mverl.validation_metrics(sources, uids, infos, 4)["val-core/s/maxk/pass@4"] == pytest.approx(1, abs=1e-12)
+    with pytest.raises(ValueError, match="algorithm.maxk.val_k must be a positive integer"):
+        mverl.read_options(_algorithm_config("maxpo", k=2, val_k=[0, 2]))

@@ -73,11 +73,13 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 import maxpo
+from maxpo.integrations.evaluation import check_ks, is_binary, per_prompt_estimates, standard_error
 from maxpo.integrations.grouping import (
     GroupedAdvantages,
     Scale,
@@ -186,8 +188,10 @@ class MaxKAdvantageMixin:
     """
 
     def __init__(self, *args: Any, k: int, method: str = "maxpo", scale: Scale = "per_sample",
-                 undersized: str = "zero", **kwargs: Any) -> None:
+                 undersized: str = "zero", eval_k: int | list[int] | None = None, **kwargs: Any) -> None:
         check_trl_version()
+        self.maxk_eval_ks: tuple[int, ...] = () if eval_k is None else check_ks(eval_k, "eval_k")
+        self._maxk_eval_values: dict[str, list[float]] = defaultdict(list)
         self.maxk_k, self.maxk_method, self.maxk_scale = check_options(k, method, scale, undersized)
         self.maxk_undersized = undersized
         given = inspect.signature(super().__init__).bind_partial(*args, **kwargs).arguments
@@ -241,9 +245,10 @@ class MaxKAdvantageMixin:
         """The ``maxk/`` metrics of one gathered batch (see the class docstring)."""
         rewards, valid = self.maxk_rewards(rewards_per_func)
         groups = torch.arange(rewards.shape[0], device=rewards.device) // group_size
-        nonempty = result.n_groups - result.empty
+        # an all-unscored (empty) group has no signal either: it counts in numerator and denominator
         metrics = {
-            "maxk/no_signal_frac": result.no_signal / nonempty if nonempty else 1.0,
+            "maxk/no_signal_frac": (result.no_signal + result.empty) / result.n_groups if result.n_groups else 1.0,
+            "maxk/empty_groups": float(result.empty),
             "maxk/mean_abs_advantage": float(result.advantages[valid].abs().double().mean()) if bool(valid.any())
             else 0.0,
             "maxk/undersized_groups": float(result.undersized),
@@ -255,13 +260,26 @@ class MaxKAdvantageMixin:
         return metrics
 
     def _check_groups_are_prompts(self, n: int, group_size: int) -> None:
-        """Each run of ``group_size`` gathered prompts (TRL's prompt log) must be one prompt."""
-        logged = list(self._logs["prompt"])  # type: ignore[attr-defined]
-        if len(logged) < n:  # the log keeps at most one generation batch
-            return
-        prompts = logged[-n:]
+        """Each run of ``group_size`` gathered prompts (TRL's prompt log) must be one prompt.
+
+        TRL's log is a deque of ``generation_batch_size`` prompts; a batch larger than
+        that (an evaluation batch can be) is checked on its last ``maxlen`` rows. A log
+        shorter than that means TRL did not log this batch's prompts as expected: an
+        error, not a skipped check.
+        """
+        log = self._logs["prompt"]  # type: ignore[attr-defined]
+        cap = getattr(log, "maxlen", None)
+        expected = n if cap is None else min(n, cap)
+        logged = list(log)
+        if len(logged) < expected:
+            raise RuntimeError(
+                f"TRL's prompt log holds {len(logged)} prompts where the gathered batch of {n} completions needs "
+                f"{expected}: the grouping of completions by prompt cannot be checked. This TRL version logs "
+                f"prompts differently from what maxpo.integrations.trl expects (supported: trl{SUPPORTED_TRL})")
+        offset = n - expected
+        prompts = [None] * offset + logged[len(logged) - expected:]
         for start in range(0, n, group_size):
-            group = prompts[start:start + group_size]
+            group = [p for p in prompts[max(start, offset):start + group_size]]
             if any(p != group[0] for p in group):
                 raise RuntimeError(
                     f"rows {start}..{start + group_size - 1} of the gathered batch are not one prompt; this TRL "
@@ -296,7 +314,42 @@ class MaxKAdvantageMixin:
         logged.extend(result.advantages.tolist())
         for name, value in self.maxk_metrics(gathered, group_size, result).items():
             trainer._metrics[mode][name].append(value)
+        if mode == "eval":
+            for name, values in self.maxk_eval_estimates(gathered, group_size).items():
+                trainer._metrics[mode][name].extend(values)  # one value per prompt: TRL's mean is over prompts
+                self._maxk_eval_values[name].extend(values)
         return output
+
+    def maxk_eval_estimates(self, rewards_per_func: torch.Tensor, group_size: int) -> dict[str, list[float]]:
+        """Per-prompt unbiased estimates for the ``eval_k`` metrics of one gathered evaluation batch.
+
+        ``maxk/max@k``: :func:`maxpo.integrations.evaluation.per_prompt_estimates` of
+        the scored completions of each prompt with at least ``k`` of them;
+        ``maxk/pass@k``: the same, when every scored reward of the batch is 0 or 1.
+        """
+        if not self.maxk_eval_ks:
+            return {}
+        rewards, valid = self.maxk_rewards(rewards_per_func)
+        rewards, valid = rewards.detach().double().cpu(), valid.cpu()
+        groups = torch.arange(rewards.shape[0]) // group_size
+        names = ["max", "pass"] if is_binary(rewards[valid].tolist()) else ["max"]
+        out: dict[str, list[float]] = {}
+        for k in self.maxk_eval_ks:
+            values = per_prompt_estimates(rewards, groups, k, valid=valid).tolist()
+            if values:
+                for name in names:
+                    out[f"maxk/{name}@{k}"] = values
+        return out
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """TRL's ``log``, after adding ``maxk/<name>@k/se`` (standard error across the evaluated prompts)."""
+        trainer: GRPOTrainer = self  # type: ignore[assignment]
+        if self._maxk_eval_values and not getattr(trainer.model, "training", True):
+            for name, values in self._maxk_eval_values.items():
+                trainer._metrics["eval"][f"{name}/se"] = [standard_error(values)]
+                trainer._metrics["eval"][f"{name}/prompts"] = [float(len(values))]
+            self._maxk_eval_values.clear()
+        super().log(logs, start_time)  # type: ignore[misc]
 
 
 def _build_trainer_class() -> type:

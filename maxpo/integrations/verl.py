@@ -29,15 +29,16 @@ launching script, so the registration must run in that process. Two ways:
 Launch recipe (:func:`launch_overrides` writes the overrides)::
 
     python -m verl.trainer.main_ppo \
-        ++algorithm.adv_estimator=maxpo ++algorithm.maxk.k=4 \
-        ++actor_rollout_ref.rollout.n=8 \
-        ++actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum-norm \
-        ++actor_rollout_ref.actor.loss_scale_factor=1024 \
-        ++algorithm.use_kl_in_reward=False ++algorithm.norm_adv_by_std_in_grpo=False \
+        algorithm.adv_estimator=maxpo +algorithm.maxk.k=4 \
+        actor_rollout_ref.rollout.n=8 \
+        actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum-norm \
+        actor_rollout_ref.actor.loss_scale_factor=1024 \
+        algorithm.use_kl_in_reward=False algorithm.norm_adv_by_std_in_grpo=False \
         ...   # model, data, reward as for GRPO
 
-``++`` sets a key whether or not the configuration already has it (``+`` fails
-on an existing key, a plain override on a missing one).
+A plain override fails on a key verl's configuration lacks, so a renamed key
+in a later verl is an error, not a dead setting; ``+`` adds the new
+``algorithm.maxk`` section and fails if it is already there.
 
 The loss normaliser: ``seq-mean-token-sum-norm`` sums each response's token
 losses and divides by the number of responses and by
@@ -92,7 +93,12 @@ Supported verl: ``>=0.9,<0.10`` (tested with 0.9.1).
 """
 from __future__ import annotations
 
+import functools
+import importlib.abc
+import importlib.machinery
 import importlib.util
+import logging
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -103,6 +109,7 @@ import numpy as np
 import torch
 
 import maxpo
+from maxpo.integrations.evaluation import at_k_metrics, check_ks, is_binary
 from maxpo.integrations.grouping import Scale, check_options, group_advantages, method_size_problem
 from maxpo.integrations.versions import import_supported
 
@@ -119,7 +126,7 @@ CONFIG_KEY = "maxk"
 #: verl estimator name -> maxpo method.
 ESTIMATORS: dict[str, str] = {"maxpo": "maxpo", **{f"maxk_{m}": m for m in maxpo.METHODS}}
 
-_OPTION_KEYS = ("k", "scale", "undersized")
+_OPTION_KEYS = ("k", "scale", "undersized", "val_k")
 
 #: Environment that makes every verl process (the Ray TaskRunner included) import this module.
 EXTERNAL_MODULES_ENV: dict[str, str] = {"VERL_USE_EXTERNAL_MODULES": __name__}
@@ -139,7 +146,10 @@ def launch_overrides(k: int, n: int, *, loss_scale_factor: int, method: str = "m
     dependence on the micro-batch's padding), no KL inside the reward (it would
     change what max@K maximises; use ``actor_rollout_ref.actor.use_kl_loss``) and
     ``norm_adv_by_std_in_grpo=False`` (these estimators never normalise by a std).
-    Every override uses ``++``, which works whether or not the key exists.
+    The five keys verl's ``ppo_trainer.yaml`` defines are plain overrides, which
+    fail if a later verl renames or drops one (``++`` would silently add a dead
+    key); the new ``algorithm.maxk`` section uses ``+``, which fails if the
+    configuration already has it (remove it from the user config instead).
     """
     k, method, scale = check_options(k, method, scale)
     problem = method_size_problem(method, int(n), k)
@@ -149,13 +159,13 @@ def launch_overrides(k: int, n: int, *, loss_scale_factor: int, method: str = "m
         raise ValueError(f"loss_scale_factor must be a positive integer (the maximum response length), "
                          f"got {loss_scale_factor!r}")
     name = "maxpo" if method == "maxpo" else f"maxk_{method}"
-    out = [f"++algorithm.adv_estimator={name}", f"++algorithm.{CONFIG_KEY}.k={k}",
-           f"++actor_rollout_ref.rollout.n={int(n)}",
-           "++actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum-norm",
-           f"++actor_rollout_ref.actor.loss_scale_factor={loss_scale_factor}",
-           "++algorithm.use_kl_in_reward=False", "++algorithm.norm_adv_by_std_in_grpo=False"]
+    out = [f"algorithm.adv_estimator={name}", f"+algorithm.{CONFIG_KEY}.k={k}",
+           f"actor_rollout_ref.rollout.n={int(n)}",
+           "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum-norm",
+           f"actor_rollout_ref.actor.loss_scale_factor={loss_scale_factor}",
+           "algorithm.use_kl_in_reward=False", "algorithm.norm_adv_by_std_in_grpo=False"]
     if scale != "per_sample":
-        out.append(f"++algorithm.{CONFIG_KEY}.scale={scale}")
+        out.append(f"+algorithm.{CONFIG_KEY}.scale={scale}")
     return out
 
 
@@ -179,11 +189,12 @@ def objective_warnings(config: Any, method: str = "maxpo") -> list[str]:
 
 @dataclass(frozen=True)
 class MaxKOptions:
-    """The ``algorithm.maxk`` section, checked: ``k``, ``scale``, ``undersized``."""
+    """The ``algorithm.maxk`` section, checked: ``k``, ``scale``, ``undersized``, ``val_k``."""
 
     k: int
     scale: Scale = "per_sample"
     undersized: str = "zero"
+    val_k: tuple[int, ...] = ()
 
 
 def _lookup(config: Any, key: str) -> Any:
@@ -207,8 +218,8 @@ def read_options(config: Any, method: str = "maxpo") -> MaxKOptions:
     if section is None:
         raise ValueError(
             f"verl's algorithm config has no '{CONFIG_KEY}' section: the max@K estimators need K, "
-            f"e.g. ++algorithm.{CONFIG_KEY}.k=4 on the command line (optional: ++algorithm.{CONFIG_KEY}.scale="
-            f"per_sample|sum|<number>, ++algorithm.{CONFIG_KEY}.undersized=zero|raise)")
+            f"e.g. +algorithm.{CONFIG_KEY}.k=4 on the command line (optional: +algorithm.{CONFIG_KEY}.scale="
+            f"per_sample|sum|<number>, +algorithm.{CONFIG_KEY}.undersized=zero|raise)")
     keys = list(section.keys()) if hasattr(section, "keys") else []
     unknown = [str(key) for key in keys if key not in _OPTION_KEYS]
     if unknown:
@@ -216,13 +227,13 @@ def read_options(config: Any, method: str = "maxpo") -> MaxKOptions:
                          f"allowed: {', '.join(_OPTION_KEYS)}")
     k = _lookup(section, "k")
     if k is None:
-        raise ValueError(f"algorithm.{CONFIG_KEY}.k is missing: set the K of max@K, e.g. ++algorithm.{CONFIG_KEY}.k=4")
+        raise ValueError(f"algorithm.{CONFIG_KEY}.k is missing: set the K of max@K, e.g. +algorithm.{CONFIG_KEY}.k=4")
     scale = _lookup(section, "scale")
     undersized = _lookup(section, "undersized")
     scale = "per_sample" if scale is None else scale
     undersized = "zero" if undersized is None else undersized
     k, _, scale = check_options(k, method, scale, undersized)
-    return MaxKOptions(k=k, scale=scale, undersized=undersized)
+    return MaxKOptions(k=k, scale=scale, undersized=undersized, val_k=validation_ks(config))
 
 
 @cache
@@ -301,9 +312,9 @@ def check_verl_version() -> str:
 def register() -> list[str]:
     """Register every estimator of :data:`ESTIMATORS` with verl; return their names.
 
-    Idempotent. Raises ``ImportError`` without verl, ``RuntimeError`` for an
-    unsupported version, and verl's ``ValueError`` if a name is already taken by
-    another function.
+    Idempotent. Imports ``verl.trainer.ppo.core_algos``. Raises ``ImportError``
+    without verl, ``RuntimeError`` for an unsupported version, and verl's
+    ``ValueError`` if a name is already taken by another function.
     """
     check_verl_version()
     from verl.trainer.ppo import core_algos
@@ -313,5 +324,253 @@ def register() -> list[str]:
     return list(ESTIMATORS)
 
 
-if importlib.util.find_spec("verl") is not None:
-    register()
+#: Key of ``algorithm.maxk`` that switches on the unbiased validation metrics (a k or a list of k).
+VALIDATION_KEY = "val_k"
+
+#: True once verl's trainer reports the validation metrics (when ``algorithm.maxk.val_k`` is set).
+VALIDATION_PATCHED = False
+
+
+def validation_ks(config: Any) -> tuple[int, ...]:
+    """The k values of ``algorithm.maxk.val_k`` (verl's ``algorithm`` config), or ``()`` when it is not set."""
+    section = _lookup(config, CONFIG_KEY)
+    value = _lookup(section, VALIDATION_KEY)
+    if value is None:
+        return ()
+    if hasattr(value, "__iter__") and not isinstance(value, (str, bytes)):
+        value = list(value)
+    return check_ks(value, f"algorithm.{CONFIG_KEY}.{VALIDATION_KEY}")
+
+
+def validation_metrics(data_sources: Any, sample_uids: Any, reward_extra_infos: Mapping[str, Any],
+                       ks: Any) -> dict[str, float]:
+    """The unbiased validation metrics verl reports when ``algorithm.maxk.val_k`` is set.
+
+    Arguments as verl's trainer passes them to ``process_validation_metrics``: the
+    data source and ``uid`` of each validation sample (``val_kwargs.n`` samples per
+    prompt share a ``uid``) and the per-sample values (``reward``, optionally
+    ``acc``). Per data source and k (:func:`maxpo.integrations.evaluation.at_k_metrics`):
+    ``val-core/<source>/maxk/max@<k>`` of ``reward`` and, when the correctness is
+    0/1 (``acc`` if present, else ``reward``), ``val-core/<source>/maxk/pass@<k>``;
+    each with ``val-aux/<source>/maxk/<name>@<k>/se`` (standard error across
+    prompts) and ``.../prompts``.
+    """
+    ks = check_ks(ks)
+    sources = np.asarray(data_sources, dtype=object).reshape(-1)
+    uids = np.asarray(sample_uids, dtype=object).reshape(-1)
+    rewards = reward_extra_infos.get("reward")
+    if rewards is None or len(rewards) != len(uids) or len(sources) != len(uids):
+        raise ValueError(f"validation metrics need one reward, uid and data source per sample; got "
+                         f"{None if rewards is None else len(rewards)} rewards, {len(uids)} uids, "
+                         f"{len(sources)} data sources")
+    rewards = np.asarray(rewards, dtype=np.float64)
+    acc = reward_extra_infos.get("acc")
+    correct = np.asarray(acc, dtype=np.float64) if acc is not None and len(acc) == len(uids) else rewards
+    out: dict[str, float] = {}
+    for source in dict.fromkeys(sources.tolist()):
+        rows = sources == source
+        values = {"max": rewards[rows]}
+        if is_binary(correct[rows]):
+            values["pass"] = correct[rows]
+        for name, vals in values.items():
+            for key, value in at_k_metrics(vals, uids[rows], ks, name=name).items():
+                section = "val-core" if key.count("/") == 0 else "val-aux"
+                out[f"{section}/{source}/maxk/{key}"] = value
+    return out
+
+
+def patch_validation() -> None:
+    """Make verl's ``RayPPOTrainer`` add :func:`validation_metrics` to its validation metrics.
+
+    Wraps ``RayPPOTrainer._val_metrics_update`` (where verl turns the validation
+    samples into metrics with ``process_validation_metrics``); the wrapper adds the
+    unbiased metrics only when ``algorithm.maxk.val_k`` is set, so runs without the
+    switch are unchanged. Idempotent. Done automatically when verl's trainer module
+    is imported in a process where this module is loaded.
+    """
+    global VALIDATION_PATCHED
+    check_verl_version()
+    from verl.trainer.ppo import ray_trainer
+
+    cls = ray_trainer.RayPPOTrainer
+    original = cls._val_metrics_update
+    if getattr(original, "_maxk_validation", False):
+        VALIDATION_PATCHED = True
+        return
+
+    @functools.wraps(original)
+    def _val_metrics_update(self: Any, data_sources: Any, sample_uids: Any, reward_extra_infos_dict: Any,
+                            sample_turns: Any) -> dict[str, Any]:
+        metrics = original(self, data_sources, sample_uids, reward_extra_infos_dict, sample_turns)
+        ks = validation_ks(self.config.algorithm)
+        if ks:
+            metrics.update(validation_metrics(data_sources, sample_uids, reward_extra_infos_dict, ks))
+        return metrics
+
+    _val_metrics_update._maxk_validation = True  # type: ignore[attr-defined]
+    cls._val_metrics_update = _val_metrics_update  # type: ignore[method-assign]
+    VALIDATION_PATCHED = True
+
+
+def _patch_validation_or_warn() -> None:
+    try:
+        patch_validation()
+    except Exception as exc:  # noqa: BLE001 (reported, not lost)
+        message = f"maxpo could not add its validation metrics to verl's trainer ({type(exc).__name__}: {exc})"
+        logging.getLogger(__name__).warning(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+#: Why the automatic registration failed in this process (None: it did not fail, or has not run yet).
+REGISTRATION_ERROR: str | None = None
+
+#: The module whose import triggers the automatic registration (verl's estimator registry).
+REGISTRY_MODULE = "verl.trainer.ppo.core_algos"
+#: The module whose import triggers the validation-metric patch (:func:`patch_validation`).
+TRAINER_MODULE = "verl.trainer.ppo.ray_trainer"
+
+
+def _register_or_warn() -> None:
+    """:func:`register`, turning a failure into a warning (logged and ``warnings.warn``) that says why."""
+    global REGISTRATION_ERROR
+    try:
+        register()
+    except Exception as exc:  # noqa: BLE001 (any failure must be reported, not lost in verl's debug log)
+        REGISTRATION_ERROR = f"{type(exc).__name__}: {exc}"
+        message = (f"maxpo could not register its verl advantage estimators ({REGISTRATION_ERROR}); "
+                   "adv_estimator=maxpo will be unknown. Check with: python -m maxpo.integrations.verl --check")
+        logging.getLogger(__name__).warning(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs a callback right after a module has been imported (executed), wherever the import comes from.
+
+    Finds the module's spec with the other finders and wraps its loader, so that
+    nothing is imported earlier than the program itself imports it.
+    """
+
+    def __init__(self, callbacks: dict[str, Callable[[], None]]) -> None:
+        self.callbacks = callbacks
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in self.callbacks:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        callback = self.callbacks.pop(fullname)
+        if not self.callbacks and self in sys.meta_path:
+            sys.meta_path.remove(self)
+        spec.loader = _CallbackLoader(spec.loader, callback)
+        return spec
+
+
+class _CallbackLoader(importlib.abc.Loader):
+    """A loader that executes the module with ``inner`` and then calls ``callback``."""
+
+    def __init__(self, inner: Any, callback: Callable[[], None]) -> None:
+        self.inner, self.callback = inner, callback
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Any:
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        module.__loader__ = self.inner
+        if module.__spec__ is not None:
+            module.__spec__.loader = self.inner
+        self.inner.exec_module(module)
+        self.callback()
+
+
+def _install() -> None:
+    """Register now if verl's registry is loaded, else right after it loads (never loading it here).
+
+    verl imports this module (entry point or ``VERL_USE_EXTERNAL_MODULES``) while
+    its own ``__init__`` is still running; importing ``core_algos`` then would
+    import half of verl in every process, training or not. The estimators are
+    registered the moment ``core_algos`` is imported, which precedes any lookup in
+    its registry. Likewise the validation metrics patch waits for verl's trainer.
+    """
+    callbacks: dict[str, Callable[[], None]] = {}
+    if REGISTRY_MODULE in sys.modules:
+        _register_or_warn()
+    else:
+        callbacks[REGISTRY_MODULE] = _register_or_warn
+    if TRAINER_MODULE in sys.modules:
+        _patch_validation_or_warn()
+    else:
+        callbacks[TRAINER_MODULE] = _patch_validation_or_warn
+    if callbacks:
+        sys.meta_path.insert(0, _AfterImport(callbacks))
+
+
+def registered() -> dict[str, str]:
+    """The max@K estimators in verl's registry now: name -> qualified name of the registered function."""
+    from verl.trainer.ppo import core_algos
+
+    out = {}
+    for name in ESTIMATORS:
+        fn = core_algos.ADV_ESTIMATOR_REGISTRY.get(name)
+        if fn is not None:
+            out[name] = f"{fn.__module__}.{fn.__qualname__}"
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m maxpo.integrations.verl --check``: import verl as a training process does, print what is registered.
+
+    Exit status 0 when every estimator of :data:`ESTIMATORS` is registered, 2
+    (one line ``error: ...``) when not, with the reason.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m maxpo.integrations.verl",
+                                     description="Check that verl sees maxpo's max@K advantage estimators.")
+    parser.add_argument("--check", action="store_true", required=True,
+                        help="import verl (which loads its plugins) and its estimator registry; print the "
+                             "max@K estimators registered there")
+    parser.parse_args(argv)
+    try:
+        version = check_verl_version()
+        import verl.trainer.ppo.core_algos  # noqa: F401 (the import that triggers the registration)
+    except (ImportError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    found = registered()
+    module = sys.modules.get(__name__ if __name__ != "__main__" else "maxpo.integrations.verl")
+    missing = [name for name in ESTIMATORS if name not in found]
+    if missing:
+        if module is None:
+            why = ("verl did not import maxpo.integrations.verl: no 'maxpo' entry point in the group verl.plugins is "
+                   "installed (pip install maxpo), VERL_USE_EXTERNAL_PLUGINS excludes it, and "
+                   "VERL_USE_EXTERNAL_MODULES does not name it")
+        elif getattr(module, "REGISTRATION_ERROR", None):
+            why = f"registration failed: {module.REGISTRATION_ERROR}"
+        else:
+            why = "maxpo.integrations.verl was imported but did not register them"
+        print(f"error: verl {version}: {len(missing)} of {len(ESTIMATORS)} max@K estimators are not registered "
+              f"({', '.join(missing)}): {why}", file=sys.stderr)
+        return 2
+    print(f"verl {version}: {len(found)} max@K advantage estimators registered: {', '.join(found)}")
+    try:
+        import verl.trainer.ppo.ray_trainer  # noqa: F401 (the import that installs the validation metrics)
+        patched = module is not None and module.VALIDATION_PATCHED
+        state = "on when the config sets" if patched else "NOT installed; needs"
+    except Exception as exc:  # noqa: BLE001 (reported)
+        state = f"unavailable, verl's trainer does not import ({type(exc).__name__}: {exc}); needs"
+    print(f"validation metrics maxk/pass@k, maxk/max@k: {state} +algorithm.{CONFIG_KEY}.{VALIDATION_KEY}=[1,4,...]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+elif importlib.util.find_spec("verl") is not None:
+    _install()
