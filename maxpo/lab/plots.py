@@ -169,7 +169,7 @@ def passk_differences_figure(pairs: dict[str, list[dict[str, Any]]], height: int
 def family_curve_figure(study: dict[str, Any], height: int = 420) -> go.Figure:
     """Total variance of the loo-1/MaxPO family against lambda, relative to MaxPO's (lambda = 1), per measurement."""
     fig = viz.new_figure(x_title="λ (0: PKPO loo-1, 1: MaxPO)", y_title="Var(λ) / Var(MaxPO)", height=height)
-    dashes = {}
+    dashes: dict[Any, str] = {}
     for color, r in zip(viz.PALETTE * 4, study["results"]):
         dash = dashes.setdefault(r["prompt_seed"], ["solid", "dash", "dot"][len(dashes) % 3])
         c = r["family"]["curve"]
