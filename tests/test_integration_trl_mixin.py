@@ -116,15 +116,17 @@ def test_metrics_of_a_batch_without_a_scored_row() -> None:
         warnings.simplefilter("ignore", RuntimeWarning)
         result = f.maxk_advantages(rpf, 4)
     m = f.maxk_metrics(rpf, 4, result)
+    # one group of 4 rows, none scored: an empty group, counted as a group without signal
     assert m == {"maxk/no_signal_frac": 1.0, "maxk/mean_abs_advantage": 0.0, "maxk/undersized_groups": 0.0,
-                 "maxk/unscored_completions": 4.0}
+                 "maxk/unscored_completions": 4.0, "maxk/empty_groups": 1.0}
     assert not math.isnan(m["maxk/mean_abs_advantage"])
 
 
 def test_prompt_layout_check() -> None:
     _fake(2, prompts=["a", "a", "b", "b"])._check_groups_are_prompts(4, 2)
     _fake(2, prompts=["x", "a", "a", "b", "b"])._check_groups_are_prompts(4, 2)  # the last n prompts count
-    _fake(2, prompts=["a", "a"])._check_groups_are_prompts(4, 2)  # a shorter log (one generation batch): no check
+    with pytest.raises(RuntimeError, match="prompt log holds 2 prompts where the gathered batch of 4"):
+        _fake(2, prompts=["a", "a"])._check_groups_are_prompts(4, 2)  # a shorter log: fails loudly, never skips
     with pytest.raises(RuntimeError, match="rows 2..3 of the gathered batch are not one prompt"):
         _fake(2, prompts=["a", "a", "b", "c"])._check_groups_are_prompts(4, 2)
     with pytest.raises(RuntimeError, match="rows 0..2 of the gathered batch"):
