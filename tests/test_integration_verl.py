@@ -116,7 +116,7 @@ def test_each_method_called_the_way_verl_calls_it(method):
 
 
 @pytest.mark.parametrize("maxk, match", [
-    (None, r"no 'maxk' section.*\+\+algorithm.maxk.k=4"),
+    (None, r"no 'maxk' section.*[^+]\+algorithm.maxk.k=4"),  # a new section takes one +, not ++
     ({}, r"algorithm.maxk.k is missing"),
     ({"k": 2, "K": 3}, r"unknown key\(s\) in algorithm.maxk: K"),
     ({"k": 0}, r"k must be >= 1"),
