@@ -285,13 +285,21 @@ def _lab_contents_manager(root: Path) -> Any:
     return manager_class(root_dir=str(root))
 
 
+def _run_async(coro: Any) -> Any:
+    """``asyncio.run`` in a thread of its own: the session's Playwright driver keeps a loop running in this one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 @pytest.mark.parametrize("chapter", ["baselines.md", "objective.md"])
 def test_saving_an_unedited_chapter_leaves_it_byte_identical(tmp_path: Path, chapter: str) -> None:
     """What autosave does after Run All: the notebook comes back with outputs and the kernel's metadata."""
     (tmp_path / chapter).write_bytes((REPO / "book" / chapter).read_bytes())
     original = (tmp_path / chapter).read_bytes()
     manager = _lab_contents_manager(tmp_path)
-    model = asyncio.run(manager.get(chapter))
+    model = _run_async(manager.get(chapter))
     assert model["type"] == "notebook"  # jupytext opens the chapter as a notebook
     nb = model["content"]
     nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -301,13 +309,13 @@ def test_saving_an_unedited_chapter_leaves_it_byte_identical(tmp_path: Path, cha
         cell["execution_count"] = i + 1
         cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "ran\n"}]
         cell["metadata"]["execution"] = {"iopub.status.idle": "2026-01-01T00:00:00Z"}
-    asyncio.run(manager.save({"type": "notebook", "format": "json", "content": nb}, chapter))
+    _run_async(manager.save({"type": "notebook", "format": "json", "content": nb}, chapter))
     assert (tmp_path / chapter).read_bytes() == original, f"saving the unedited {chapter} rewrote it"
 
     # an edit by the reader is saved (jupytext writes the whole file)
     markdown = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
     markdown["source"] += "\n\nA note of the reader."
-    asyncio.run(manager.save({"type": "notebook", "format": "json", "content": nb}, chapter))
+    _run_async(manager.save({"type": "notebook", "format": "json", "content": nb}, chapter))
     assert "A note of the reader." in (tmp_path / chapter).read_text()
 
 
