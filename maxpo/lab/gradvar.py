@@ -74,6 +74,22 @@ def _flat_grad(model: nn.Module) -> torch.Tensor:
                       for p in model.parameters()])
 
 
+def _repeat_statistics(g: torch.Tensor) -> dict[str, float]:
+    """``mean_sq_norm``, ``total_variance``, ``relative_variance``, ``cosine_to_mean`` of R gradients ``g`` (R, d).
+
+    The formulas are the module docstring's (unbiased trace of the covariance, ddof 1;
+    ``|mean|^2 - V/R``; each row's cosine to the mean of the other R - 1).
+    """
+    repeats = g.shape[0]
+    mean = g.mean(0)
+    total_var = float(((g - mean) ** 2).sum(1).sum() / (repeats - 1))
+    sq = float(mean @ mean) - total_var / repeats
+    loo = (g.sum(0)[None] - g) / (repeats - 1)
+    cos = torch.nn.functional.cosine_similarity(g, loo, dim=1, eps=1e-30)
+    return {"mean_sq_norm": sq, "total_variance": total_var,
+            "relative_variance": total_var / sq if sq > 0 else float("inf"), "cosine_to_mean": float(cos.mean())}
+
+
 def gradient_variance(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, methods: Sequence[str],
                       prompts: int, repeats: int, seed: int, bf16: bool = False) -> dict[str, Any]:
     """Per method: ``mean_sq_norm``, ``total_variance``, ``relative_variance``, ``cosine_to_mean`` (module docstring).
@@ -108,15 +124,7 @@ def gradient_variance(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, metho
     out: dict[str, Any] = {"prompts": prompts, "repeats": repeats, "samples_per_prompt": b, "k": rl.k,
                            "mixed_group_share": mixed / (prompts * repeats), "methods": {}}
     for m in methods:
-        g = torch.stack(grads[m])
-        mean = g.mean(0)
-        total_var = float(((g - mean) ** 2).sum(1).sum() / (repeats - 1))
-        sq = float(mean @ mean) - total_var / repeats
-        loo = (g.sum(0)[None] - g) / (repeats - 1)
-        cos = torch.nn.functional.cosine_similarity(g, loo, dim=1, eps=1e-30)
-        out["methods"][m] = {"mean_sq_norm": sq, "total_variance": total_var,
-                             "relative_variance": total_var / sq if sq > 0 else float("inf"),
-                             "cosine_to_mean": float(cos.mean())}
+        out["methods"][m] = _repeat_statistics(torch.stack(grads[m]))
     return out
 
 
@@ -278,7 +286,7 @@ def gradient_study(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, methods:
             full[m].append(h[m].sum(0) / g_n)
         mom.add({"loo": h["pkpo_loo1"], "max": h["maxpo"], "e": h["pkpo_loo1"] - h["maxpo"], "S": s_pd.sum(1)})
         dbar[r] = adv["pkpo_loo1"].mean(-1).numpy()
-        ans["correct"].append(rewards.numpy() >= 1.0 if rl.reward == "binary" else rewards.numpy() >= 1.0)
+        ans["correct"].append(rewards.numpy() >= 1.0)  # a full reward: correct, for binary and partial rewards
         ans["length"].append(roll.completion_mask.sum(-1).double().view(prompts, b).numpy())
         ans["logp"].append(lp.view(prompts, b).numpy())
         ans["norm"].append(s_i.norm(dim=1).view(prompts, b).numpy())
@@ -286,15 +294,7 @@ def gradient_study(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, methods:
                            "parameters": int(full[methods[0]][0].numel()),
                            "mixed_group_share": mixed / (prompts * repeats), "methods": {}}
     for m in methods:
-        g = torch.stack(full[m])
-        mean = g.mean(0)
-        total_var = float(((g - mean) ** 2).sum(1).sum() / (repeats - 1))
-        sq = float(mean @ mean) - total_var / repeats
-        loo = (g.sum(0)[None] - g) / (repeats - 1)
-        cos = torch.nn.functional.cosine_similarity(g, loo, dim=1, eps=1e-30)
-        out["methods"][m] = {"mean_sq_norm": sq, "total_variance": total_var,
-                             "relative_variance": total_var / sq if sq > 0 else float("inf"),
-                             "cosine_to_mean": float(cos.mean())}
+        out["methods"][m] = _repeat_statistics(torch.stack(full[m]))
     v0p, v1p, v2p = mom.trace_cov("loo", "loo"), mom.trace_cov("loo", "e"), mom.trace_cov("e", "e")
     vmaxp = mom.trace_cov("max", "max")
     cov_hs, var_s = mom.trace_cov("loo", "S"), mom.trace_cov("S", "S")
