@@ -17,8 +17,10 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import yaml
@@ -149,3 +151,31 @@ def browser() -> Iterator[object]:
             yield chromium
         finally:
             chromium.close()
+
+
+@contextmanager
+def local_only_page(browser: object, width: int, height: int) -> Iterator[tuple[object, list[str], list[str]]]:
+    """A page in a fresh context that may load from 127.0.0.1 (and data:/blob:/about:) only.
+
+    Yields ``(page, blocked, errors)``: the URLs it refused, and the page's JavaScript
+    errors; the callers assert both empty. The context is closed on exit.
+    """
+    blocked: list[str] = []
+    errors: list[str] = []
+    context = browser.new_context(viewport={"width": width, "height": height})
+
+    def route(r: object) -> None:
+        url = r.request.url
+        if urlparse(url).hostname == "127.0.0.1" or url.startswith(("data:", "blob:", "about:")):
+            r.continue_()
+        else:
+            blocked.append(url)
+            r.abort()
+
+    try:
+        context.route("**/*", route)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page, blocked, errors
+    finally:
+        context.close()

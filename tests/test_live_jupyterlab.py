@@ -38,12 +38,11 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 from traitlets.config import Config
 
-from conftest import REPO
+from conftest import REPO, local_only_page
 
 #: The chapter the reader opens, and the explorer's figure inside the widget Output.
 CHAPTER = "baselines.md"
@@ -150,25 +149,8 @@ def lab_server(tmp_path: Path) -> Iterator[LabServer]:
 @pytest.fixture
 def chromium_page(browser: object) -> Iterator[tuple[object, list[str], list[str]]]:
     """A Chromium page that may talk to 127.0.0.1 only; yields (page, blocked requests, JS errors)."""
-    blocked: list[str] = []
-    errors: list[str] = []
-    context = browser.new_context(viewport={"width": 1400, "height": 1300})
-    try:
-
-        def route(r: object) -> None:
-            url = r.request.url
-            if urlparse(url).hostname == "127.0.0.1" or url.startswith(("data:", "blob:", "about:")):
-                r.continue_()
-            else:
-                blocked.append(url)
-                r.abort()
-
-        context.route("**/*", route)
-        page = context.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with local_only_page(browser, 1400, 1300) as (page, blocked, errors):
         yield page, blocked, errors
-    finally:
-        context.close()
 
 
 def _plot_paths(page: object) -> str:

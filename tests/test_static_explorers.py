@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 from pathlib import Path
-from urllib.parse import urlparse
 
 import plotly
 import pytest
@@ -28,7 +27,7 @@ import maxpo
 from maxpo import explorers, reference
 from maxpo.explorers.base import fmt
 
-from conftest import chapter_docnames, chapter_id
+from conftest import chapter_docnames, chapter_id, local_only_page
 
 pytestmark = pytest.mark.browser
 
@@ -48,23 +47,8 @@ EXPLORERS = {
 
 @pytest.fixture
 def page(browser: object):
-    context = browser.new_context(viewport={"width": 1280, "height": 1400})
-    errors: list[str] = []
-    blocked: list[str] = []
-
-    def route(r: object) -> None:
-        url = r.request.url
-        if urlparse(url).hostname == "127.0.0.1" or url.startswith(("data:", "blob:", "about:")):
-            r.continue_()
-        else:
-            blocked.append(url)
-            r.abort()
-
-    context.route("**/*", route)
-    pg = context.new_page()
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield pg
-    context.close()
+    with local_only_page(browser, 1280, 1400) as (pg, blocked, errors):
+        yield pg
     assert not errors, f"JavaScript errors: {errors}"
     assert not blocked, f"requests beyond 127.0.0.1: {blocked}"
 
