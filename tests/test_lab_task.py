@@ -141,3 +141,24 @@ def test_char_tokenizer_round_trip() -> None:
     assert tok.vocab_size == len(set(tok.encode("0123456789+-*(),|="))) + 3
     with pytest.raises(ValueError, match="'/'"):
         tok.encode("1/2")
+
+
+def test_puzzle_identities_by_hand_on_a_two_number_task():
+    """Numbers 1..2, two of them: the 12 expressions a+b, a-b, a*b reach 6 identities with target >= 1."""
+    from maxpo.lab.task import TaskConfig, puzzle_identities
+    cfg = TaskConfig(n_numbers=2, max_number=2, max_target=9, heldout_percent=50, parentheses=True)
+    by_hand = {((1, 1), 2), ((1, 1), 1), ((1, 2), 3), ((1, 2), 2), ((1, 2), 1), ((2, 2), 4)}
+    train, held = puzzle_identities(cfg, "train"), puzzle_identities(cfg, "heldout")
+    assert train | held == by_hand and not train & held
+
+
+def test_puzzle_identities_is_what_exhaustive_drawing_finds():
+    """The enumeration agrees with the random generator drawn until it stops finding new held-out puzzles."""
+    from maxpo.lab.config import preset
+    from maxpo.lab.task import heldout_puzzles, puzzle_identities
+    cfg = preset("smoke").task
+    ids = puzzle_identities(cfg)
+    drawn = heldout_puzzles(cfg, len(ids))
+    assert {p.key for p in drawn} == ids
+    with pytest.raises(ValueError, match=f"found {len(ids)}"):
+        heldout_puzzles(cfg, len(ids) + 1)

@@ -28,8 +28,9 @@ in training, whatever order its numbers are shown in.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import cast
 
@@ -46,6 +47,7 @@ __all__ = [
     "is_heldout",
     "sample_puzzles",
     "heldout_puzzles",
+    "puzzle_identities",
 ]
 
 #: Every character a prompt or a reference answer can contain.
@@ -308,6 +310,44 @@ def heldout_puzzles(cfg: TaskConfig, n: int, seed: int = 12345) -> list[Puzzle]:
             out.append(p)
             misses = 0
     return out
+
+
+def _all_trees(numbers: tuple[int, ...], parentheses: bool) -> Iterator[object]:
+    """Every expression tree :func:`_random_tree` can build over ``numbers`` in this order."""
+    if len(numbers) == 1:
+        yield numbers[0]
+        return
+    splits = range(1, len(numbers)) if parentheses else [len(numbers) - 1]
+    for split in splits:
+        for op in _OPS:
+            for left in _all_trees(numbers[:split], parentheses):
+                for right in _all_trees(numbers[split:], parentheses):
+                    yield (op, left, right)
+
+
+def puzzle_identities(cfg: TaskConfig, split: str = "heldout") -> set[tuple[tuple[int, ...], int]]:
+    """Every puzzle identity (sorted numbers, target) of one split, by exhaustive enumeration.
+
+    The same generator as :func:`sample_puzzles`, walked completely: every ordered
+    choice of ``n_numbers`` numbers in ``1..max_number``, every expression tree over
+    them, every operator; kept when the target lies in ``1..max_target`` (and, without
+    parentheses, when the expression needs none). ``len(puzzle_identities(cfg))`` is
+    the most distinct puzzles an evaluation can use (:func:`heldout_puzzles`).
+    """
+    if split not in ("train", "heldout"):
+        raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+    keys: set[tuple[tuple[int, ...], int]] = set()
+    for numbers in itertools.product(range(1, cfg.max_number + 1), repeat=cfg.n_numbers):
+        for tree in _all_trees(numbers, cfg.parentheses):
+            target = _evaluate_tree(tree)
+            if not 1 <= target <= cfg.max_target:
+                continue
+            if not cfg.parentheses and "(" in _render(tree):
+                continue
+            key = (tuple(sorted(numbers)), target)
+            if is_heldout(key, cfg.heldout_percent) == (split == "heldout"):
+                keys.add(key)
+    return keys
 
 
 def score_batch(puzzles: Sequence[Puzzle], completions: Sequence[str]) -> list[Score]:
