@@ -26,7 +26,7 @@
 # ~0.5 min), the gradient-variance pass (~0.5 min), the estimator check and benchmark (~0.5 min).
 # Two passes, so that the budget decides how much is run but never what is lost: first the
 # 2-seed comparison with its gradient-variance pass (written to gpu_compare_2seeds.json), then
-# the same work directory resumed with the CPU study's 5 seeds (finished runs are reused) into
+# the same work directory resumed with 5 seeds (the CPU study's 10 do not fit one lease) (finished runs are reused) into
 # gpu_compare.json. Each pass runs under `timeout` (SIGTERM: the running run checkpoints,
 # finished runs are already in the JSON), stopping RESERVE seconds before the budget's end; a
 # pass that would get under a minute is skipped, never started with `timeout 0` (no limit) or a

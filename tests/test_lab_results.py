@@ -79,3 +79,18 @@ def test_statistics_agree_with_the_per_puzzle_counts(path: Path) -> None:
         assert all(a <= b + 1e-9 for a, b in zip(curves[m], curves[m][1:]))  # pass@k grows with k
     gv = res["gradient_variance"]
     assert "warm start" in gv and all(set(g["methods"]) == set(res["methods"]) for g in gv.values())
+
+
+def test_resolved_ranges_group_consecutive_k_on_one_side() -> None:
+    """Runs of k whose interval excludes 0: a contained 0, a gap in k or a change of side ends a run."""
+    from maxpo.lab.analysis import describe_resolved, resolved_ranges
+
+    def row(k: int, lo: float, hi: float) -> dict:
+        return {"k": k, "diff": (lo + hi) / 2, "lo": lo, "hi": hi}
+
+    rows = [row(1, -0.1, 0.1), row(2, 0.01, 0.2), row(3, 0.02, 0.3), row(4, -0.3, -0.01),
+            row(5, -0.2, -0.1), row(6, -0.1, 0.0), row(8, 0.1, 0.2), row(9, 0.1, 0.3)]
+    assert resolved_ranges(list(reversed(rows))) == [(2, 3, 1), (4, 5, -1), (8, 9, 1)]
+    assert describe_resolved(rows) == "k = 2 to 3 (above 0); k = 4 to 5 (below 0); k = 8 to 9 (above 0)"
+    assert describe_resolved([row(7, 0.0, 0.1)]) == "no k"  # touching 0 is not excluding it
+    assert describe_resolved([row(7, 0.01, 0.1)]) == "k = 7 (above 0)"

@@ -24,7 +24,8 @@ from maxpo.lab.stats import (
     variance_components,
 )
 
-__all__ = ["passk_table", "has_curve_counts", "passk_differences", "power_analysis", "headline"]
+__all__ = ["passk_table", "has_curve_counts", "passk_differences", "resolved_ranges", "describe_resolved",
+           "power_analysis", "headline"]
 
 WARM = "warm start"
 
@@ -76,6 +77,29 @@ def passk_differences(res: dict[str, Any], a: str, b: str, ks: Sequence[int] | N
     return out
 
 
+def resolved_ranges(rows: Sequence[dict[str, Any]]) -> list[tuple[int, int, int]]:
+    """Maximal runs of consecutive rows (ordered by k) whose interval excludes 0 on the same side.
+
+    Returns ``(k_first, k_last, sign)`` per run, ``sign`` +1 when the interval lies above 0
+    and -1 below; rows whose interval contains 0 end a run.
+    """
+    out: list[tuple[int, int, int]] = []
+    for d in sorted(rows, key=lambda d: d["k"]):
+        sign = _side(d["lo"], d["hi"], 0.0)
+        if sign and out and out[-1][2] == sign and out[-1][1] == d["k"] - 1:
+            out[-1] = (out[-1][0], d["k"], sign)
+        elif sign:
+            out.append((d["k"], d["k"], sign))
+    return out
+
+
+def describe_resolved(rows: Sequence[dict[str, Any]]) -> str:
+    """Words for :func:`resolved_ranges`: e.g. ``"k = 12 to 40 (above 0)"``, or ``"no k"``."""
+    parts = [(f"k = {a}" if a == b else f"k = {a} to {b}") + (" (above 0)" if sg > 0 else " (below 0)")
+             for a, b, sg in resolved_ranges(rows)]
+    return "; ".join(parts) or "no k"
+
+
 def power_analysis(res: dict[str, Any], a: str, b: str, k: int, effects: Sequence[float],
                    seeds_grid: Sequence[int] = (5, 10, 20, 40), puzzles_grid: Sequence[int] = (128, 256, 512, 1024),
                    target: float = 0.8) -> dict[str, Any]:
@@ -112,7 +136,11 @@ def headline(res: dict[str, Any], study: dict[str, Any]) -> dict[str, Any]:
     bootstrap quantiles map monotonically) and a word for which side of 1 they lie
     on; the range of lambda* over all measurements; the range of the pooled c*/delta;
     the range of the wrong-to-correct ratio of mean score norms; MaxPO - GRPO in
-    final pass@K with its interval and a word.
+    final pass@K with its interval and a word; and MaxPO - GRPO at every k of the
+    pass@k curve (``tail``: up to the curve's answers per puzzle where the comparison
+    kept those counts, else up to the final evaluation's), with the k where it
+    resolves (``tail_resolved``, words from :func:`describe_resolved`) and the row of
+    largest difference (``tail_best``).
     """
     k = res["k"]
     warm = [r for r in study["results"] if r["checkpoint"] == "warm"]
@@ -128,14 +156,21 @@ def headline(res: dict[str, Any], study: dict[str, Any]) -> dict[str, Any]:
              if "c_star_over_delta_pooled" in r["shift"]]
     norms = [r["answers"]["norm_wrong"] / r["answers"]["norm_correct"] for r in study["results"]]
     d = passk_differences(res, "maxpo", "grpo", ks=[k])[0]
+    curve = has_curve_counts(res)
+    tail = passk_differences(res, "maxpo", "grpo", curve=curve)
     return {
         "var_warm": ratios,
         "var_word": {frozenset({1}): "higher than", frozenset({-1}): "lower than"}.get(frozenset(sides),
                                                                                          "not distinguishable from"),
         "lambda_min": min(lam), "lambda_max": max(lam), "measurements": len(lam),
+        "checkpoints": len({r["checkpoint"] for r in study["results"]}),
+        "prompt_sets": len({r["prompt_seed"] for r in study["results"]}),
+        "warm_prompt_sets": len(warm),
         "shift_min": min(shift) if shift else None, "shift_max": max(shift) if shift else None,
         "norm_ratio_min": min(norms), "norm_ratio_max": max(norms),
         "k": k, "passk": d,
         "passk_word": {1: "MaxPO ahead", -1: "GRPO ahead", 0: "not resolved"}[_side(d["lo"], d["hi"], 0.0)],
         "seeds": len(res["seeds"]),
+        "tail": tail, "tail_kmax": tail[-1]["k"], "tail_from_curve": curve,
+        "tail_resolved": describe_resolved(tail), "tail_best": max(tail, key=lambda r: r["diff"]),
     }
