@@ -36,9 +36,7 @@ def test_comparison_file(path: Path) -> None:
     assert "gathered" in prov and "command" in prov["gathered"]
     if kind == "CPU":
         assert len(res["seeds"]) >= 5  # at least 5 seeds
-        # committed code; the one file gathered before the runs' dirty flags were kept says so in its note
-        assert prov["git_dirty"] is False or (prov["git_dirty"] is None and path.name == "cpu_compare.json"
-                                              and "not kept" in prov["note"] and prov["gathered"]["git_dirty"] is False)
+        assert prov["git_dirty"] is False and prov["gathered"]["git_dirty"] is False  # committed code only
     assert {"grpo", "pkpo_loo1", "maxpo"} <= set(res["methods"]) and len(res["seeds"]) >= 2
     for m in res["methods"]:
         runs = [r for r in res["runs"] if r["method"] == m]
@@ -94,3 +92,33 @@ def test_resolved_ranges_group_consecutive_k_on_one_side() -> None:
     assert describe_resolved(rows) == "k = 2 to 3 (above 0); k = 4 to 5 (below 0); k = 8 to 9 (above 0)"
     assert describe_resolved([row(7, 0.0, 0.1)]) == "no k"  # touching 0 is not excluding it
     assert describe_resolved([row(7, 0.01, 0.1)]) == "k = 7 (above 0)"
+
+
+def test_cpu_comparison_keeps_curve_counts_and_its_every_k_intervals_match_a_hand_computation() -> None:
+    """The committed CPU comparison keeps each puzzle's count of correct answers in its curve evaluation, so the
+    chapter's paired intervals reach k = 64; the point estimate at every k is recomputed here with math.comb
+    (pass@k of one puzzle = 1 - C(n - c, k) / C(n, k)), independently of maxpo.lab.stats."""
+    from math import comb
+
+    from maxpo.lab.analysis import has_curve_counts, passk_differences
+
+    res = json.loads((DATA / "cpu_compare.json").read_text())
+    assert res["provenance"]["git_dirty"] is False
+    assert has_curve_counts(res)
+    n = res["config"]["eval"]["curve_samples"]
+    runs = {(r["method"], r["seed"]): r for r in res["runs"]}
+
+    def mean_passk(counts: list[int], k: int) -> float:
+        return sum(1 - comb(n - c, k) / comb(n, k) for c in counts) / len(counts)
+
+    rows = passk_differences(res, "maxpo", "grpo", curve=True, n_boot=200)
+    assert [d["k"] for d in rows] == list(range(1, n + 1))
+    for d in rows[:: 9] + [rows[-1]]:
+        by_seed = [mean_passk(runs[("maxpo", s)]["curve_correct_counts"][-1], d["k"])
+                   - mean_passk(runs[("grpo", s)]["curve_correct_counts"][-1], d["k"]) for s in res["seeds"]]
+        assert abs(sum(by_seed) / len(by_seed) - d["diff"]) < 1e-9
+        assert d["lo"] <= d["diff"] <= d["hi"]
+    for m in res["methods"]:  # the curve means are the per-puzzle means of the kept counts
+        for s in res["seeds"]:
+            last = runs[(m, s)]["curves"][-1]
+            assert abs(mean_passk(runs[(m, s)]["curve_correct_counts"][-1], 64) - last["pass@64"]) < 1e-5
