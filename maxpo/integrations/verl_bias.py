@@ -187,8 +187,7 @@ def bias_figure(study: BiasStudy, *, z: float = 1.96, height: int = 440) -> go.F
     lo = [max(u - z * s, 0.0) for u, s in zip(c["unbiased"], c["se"])]
     hi = [min(u + z * s, 1.0) for u, s in zip(c["unbiased"], c["se"])]
     color = viz.method_color("maxpo")
-    fig = viz.new_figure(x_title="k", y_title="pass@k", height=height,
-                         legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
+    fig = viz.new_figure(x_title="k", y_title="pass@k", height=height)
     fig.add_trace(go.Scatter(x=ks + ks[::-1], y=hi + lo[::-1], fill="toself", mode="lines",
                              line=dict(width=0), fillcolor=_rgba(color, 0.18), hoverinfo="skip",
                              name=f"unbiased ± {z:g} se"))
@@ -203,7 +202,8 @@ def bias_figure(study: BiasStudy, *, z: float = 1.96, height: int = 440) -> go.F
                              marker=dict(color=viz.PALETTE[1], size=11, symbol="diamond")))
     ticks = sorted({1.0, *(r["k"] for r in study.rows)})
     fig.update_xaxes(type="log", tickvals=ticks, range=[-0.05, math.log10(study.n) + 0.05])
-    fig.update_yaxes(range=[0, 1.02])
+    top = max(hi + c["exact"] + [r["verl"] for r in study.rows])
+    fig.update_yaxes(range=[0, min(1.0, top) * 1.05 + 0.01])
     return fig
 
 
