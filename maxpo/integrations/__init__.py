@@ -9,6 +9,10 @@
 * :mod:`maxpo.integrations.verl`: every method registered as a verl advantage
   estimator (``maxk_<method>``, plus ``maxpo``), K read from ``algorithm.maxk.k``
   (verl 0.9.x).
+* :mod:`maxpo.integrations.evaluation`: unbiased pass@k and max@k evaluation
+  metrics with standard errors (verl's validation, TRL's evaluation).
+* :mod:`maxpo.integrations.verl_bias`: verl's bootstrap ``best@k`` next to the
+  unbiased pass@k on a simulated validation set (calls verl's own function).
 * :mod:`maxpo.integrations.demo`: a tiny offline CPU GRPO run used by the book
   and the tests.
 * :mod:`maxpo.integrations.pitfalls`: exact computations behind the book's

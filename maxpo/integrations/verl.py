@@ -18,8 +18,10 @@ launching script, so the registration must run in that process. Two ways:
   "maxpo.integrations.verl"``). verl 0.9.1 loads that group whenever it is
   imported, in every process, unless ``VERL_USE_EXTERNAL_PLUGINS=none`` (a
   comma-separated list of names loads only those, e.g. ``maxpo``). verl logs a
-  plugin that fails to load only at debug level: if ``adv_estimator=maxpo`` is
-  then unknown, use the variable below, which shows the error.
+  plugin that fails to *import* only at debug level: if ``adv_estimator=maxpo``
+  is then unknown, run ``python -m maxpo.integrations.verl --check`` (it says
+  what is registered, or why not), or use the variable below, which shows the
+  import error. A registration that fails after the import is a warning.
 * **Environment variable.** ``VERL_USE_EXTERNAL_MODULES=maxpo.integrations.verl``
   makes verl import the module when verl is imported, in every process (also
   for a ``maxpo`` that is only on ``PYTHONPATH``, not installed). A Ray cluster
