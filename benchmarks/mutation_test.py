@@ -45,6 +45,7 @@ import ast
 import copy
 import glob
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -190,6 +191,16 @@ EQUIVALENT: list[Equivalence] = [
     Equivalence(r"validate::as_reward_tensor::unwrap_call::rewards\.detach\(\) -> rewards#1$",
                 "every estimator computes under torch.no_grad() from the tensor it is given, so the result carries "
                 "no graph whether or not the input was detached first"),
+    # ---- the lab's held-out evaluation, training step, gradient variance and loss (issue 20)
+    Equivalence(r"lab_evaluate::passk_curve_ks::(binop::1 << i -> 1 >> i#2|constant::1 -> 0#3)$",
+                "the filter '1 << i <= n_samples' is always true (i < n_samples.bit_length() means 2**i <= n_samples), "
+                "and 1 >> i or 0 << i (0 or 1, with n_samples >= 1) keep it true"),
+    Equivalence(r"lab_evaluate::evaluate::constant::0 -> 1#[12]$",
+                "a process without puzzles then holds one all-zero row instead of none: its pass@k and max@k are 0, "
+                "and its row sum, assigned to the empty slice counts[lo:hi], broadcasts to nothing; every sum is "
+                "unchanged", context=r"^torch\.zeros\(0, n_samples"),
+    Equivalence(r"lab_evaluate::evaluate::unary_drop::-1 -> 1#3$",
+                "c is 2-D (puzzles, n_samples), so axis -1 and axis 1 are the same axis", context=r"^c\.sum\(-1\)$"),
     Equivalence(r"trl_advantages::MaxKAdvantageMixin\.maxk_metrics::constant::0 -> -1#1$",
                 "maxk_rewards returns a 1-D vector (nansum over dim 1 of the 2-D reward matrix), so shape[0] and "
                 "shape[-1] are the same length", context=r"^rewards\.shape\[0\]$"),
@@ -576,6 +587,9 @@ def run_target(target: Target, items: list[Any], only: str | None, timeout_facto
         previous = {r["id"]: r for r in old["results"] if r["status"] in ("killed", "timeout")}
     print(f"{target.name}: {len(mutants)} mutants; {len(items)} tests from "
           f"{' '.join(Path(a).name for a in _test_args(target))}", flush=True)
+    # the forked child replaces the module in sys.modules in place; tests that import it only inside a test
+    # body (lab_evaluate's) would otherwise leave it out of sys.modules, and every child would die on the lookup
+    importlib.import_module(target.module)
     unmutated = compile(source, str(ROOT / target.path), "exec")
     base = run_one(items, target, unmutated, timeout=1800, coverage=True)
     print(f"  line coverage of the unmutated tests measured in {base['seconds']:.1f} s", flush=True)

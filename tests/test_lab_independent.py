@@ -432,3 +432,143 @@ def test_policy_loss_refuses_bad_aggregation_and_normaliser(aggregation: str, de
     t = torch.zeros(1, 2)
     with pytest.raises(ValueError, match=match):
         policy_loss(t, t, torch.zeros(1), torch.ones(1, 2, dtype=torch.bool), aggregation, denom)
+
+
+# ------------------------------------------------------------------------------------------- held-out: the rest
+_PARTIAL = [[Fraction(1, 5), Fraction(1, 2), Fraction(1, 2), Fraction(1)],
+            [Fraction(0), Fraction(3, 4), Fraction(1, 4), Fraction(1, 10)],
+            [Fraction(1), Fraction(1), Fraction(2, 5), Fraction(0)]]
+
+
+def _heldout_stubs(monkeypatch: pytest.MonkeyPatch, partial: list[list[Fraction]],
+                   entropy: list[float] | None = None, tokens_per_answer: int = 2) -> tuple[Any, Any, list, list]:
+    """evaluate's sampling and scoring stubbed: answer i (in puzzle order) has partial score ``flat[i]`` (1 = correct),
+    entropy ``entropy[i]`` (float32, as the sampler gives it) and ``tokens_per_answer`` tokens. Returns the module,
+    a tokenizer, the puzzles and the list of sampling calls (their sizes and bf16 flags)."""
+    from maxpo.lab import evaluate as ev
+
+    flat = [x for row in partial for x in row]
+    ent = entropy if entropy is not None else [1.0] * len(flat)
+    counter = itertools.count()
+    calls: list[tuple[int, bool]] = []
+
+    def fake_sample(model, prompts, u, eos, pad, bf16):  # noqa: ANN001, ANN202
+        calls.append((len(prompts), bf16))
+        ids = [next(counter) for _ in prompts]
+        return SimpleNamespace(answers=[[i] for i in ids], entropy=torch.tensor([ent[i] for i in ids],
+                                                                                dtype=torch.float32),
+                               n_tokens=tokens_per_answer * len(prompts))
+
+    def fake_score(group, texts):  # noqa: ANN001, ANN202
+        return [SimpleNamespace(correct=flat[int(t)] == 1, partial=float(flat[int(t)]), well_formed=True)
+                for t in texts]
+
+    monkeypatch.setattr(ev, "sample", fake_sample)
+    monkeypatch.setattr(ev, "score_batch", fake_score)
+    tok = SimpleNamespace(encode=lambda s: [1], bos_id=None, eos_id=0, pad_id=0, decode=lambda ids: str(ids[0]))
+    return ev, tok, [SimpleNamespace(prompt=f"p{i}") for i in range(len(partial))], calls
+
+
+def _brute_force_heldout(partial: list[list[Fraction]], k: int) -> tuple[Fraction, Fraction]:
+    """(max@k, pass@k) averaged over puzzles, by enumerating every k-subset of each puzzle's answers."""
+    n = len(partial[0])
+    subsets = list(itertools.combinations(range(n), k))
+    want_max = sum((sum((max(row[i] for i in s) for s in subsets), Fraction(0)) / len(subsets)
+                    for row in partial), Fraction(0)) / len(partial)
+    want_pass = sum((Fraction(sum(any(row[i] == 1 for i in s) for s in subsets), len(subsets))
+                     for row in partial), Fraction(0)) / len(partial)
+    return want_max, want_pass
+
+
+def test_heldout_result_to_dict_names_every_metric() -> None:
+    from maxpo.lab.evaluate import EvalResult
+
+    res = EvalResult(passk={1: 0.25, 4: 0.5}, maxk={1: 0.375, 4: 0.75}, entropy=1.5, well_formed=0.875,
+                     mean_length=3.0, n_prompts=2, n_samples=4, correct_counts=[1, 2])
+    assert res.to_dict() == {"pass@1": 0.25, "pass@4": 0.5, "max@1": 0.375, "max@4": 0.75, "entropy": 1.5,
+                             "well_formed": 0.875, "mean_length": 3.0, "n_prompts": 2, "n_samples": 4,
+                             "correct_counts": [1, 2]}
+
+
+def test_heldout_vocabulary_is_read_from_the_lab_and_hugging_face_configs() -> None:
+    from maxpo.lab.evaluate import _vocab_size
+
+    lab, hf, neither, no_field = torch.nn.Module(), torch.nn.Module(), torch.nn.Module(), torch.nn.Module()
+    lab.cfg = SimpleNamespace(vocab_size=11)
+    hf.model = SimpleNamespace(config=SimpleNamespace(vocab_size=13))
+    no_field.cfg = SimpleNamespace(d_model=16)  # a config without a vocabulary: not an error, just unknown
+    assert _vocab_size(lab) == 11 and _vocab_size(hf) == 13
+    assert _vocab_size(neither) is None and _vocab_size(no_field) is None
+
+
+@pytest.mark.parametrize("n_puzzles, chunk, vocab, sizes", [
+    (4097, None, None, [4096, 1]),  # the default: 4096 answers per sampling call
+    (3, 2, None, [4, 4, 4]),  # a chunk smaller than one puzzle's answers: still one whole puzzle per call
+    (3, None, 2**22, [12]),  # 2^26 / 2^22 = 16 answers allowed: all 3 puzzles of 4 answers in one call
+    (3, None, 2**23, [8, 4]),  # 2^26 / 2^23 = 8 answers: 2 puzzles per call
+])
+def test_heldout_sampling_call_sizes(monkeypatch: pytest.MonkeyPatch, n_puzzles: int, chunk: int | None,
+                                     vocab: int | None, sizes: list[int]) -> None:
+    """Sizes of the sampling calls (answers per call, whole puzzles only), by hand from the documented bounds."""
+    n_samples = 1 if n_puzzles > 3 else 4
+    rows = [[Fraction(i % 2)] * n_samples for i in range(n_puzzles)]
+    ev, tok, puzzles, calls = _heldout_stubs(monkeypatch, rows)
+    model = torch.nn.Module()
+    if vocab:
+        model.cfg = SimpleNamespace(vocab_size=vocab)
+    kwargs = {} if chunk is None else {"chunk": chunk}
+    res = ev.evaluate(model, tok, puzzles, n_samples=n_samples, ks=[1], max_new_tokens=2, seed=0, **kwargs)
+    assert [c[0] for c in calls] == sizes
+    assert not any(c[1] for c in calls)  # bf16 is off unless asked for
+    assert res.passk[1] == pytest.approx(float(Fraction(n_puzzles // 2, n_puzzles)), abs=1e-12)
+
+
+def test_heldout_entropy_is_summed_in_float64_and_divided_by_the_token_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entropies 2^24 and 1 (float32): their float32 sum rounds to 2^24, the exact one is 2^24 + 1; one answer of
+    one token each, so the per-token entropy is (2^24 + 1) / 2; a single one-token answer: its own entropy."""
+    ev, tok, puzzles, _ = _heldout_stubs(monkeypatch, [[Fraction(1), Fraction(0)]], entropy=[2.0**24, 1.0],
+                                         tokens_per_answer=1)
+    res = ev.evaluate(torch.nn.Module(), tok, puzzles, n_samples=2, ks=[1], max_new_tokens=2, seed=0)
+    assert res.entropy == (2**24 + 1) / 2 and res.mean_length == 1.0
+    ev, tok, puzzles, _ = _heldout_stubs(monkeypatch, [[Fraction(1)]], entropy=[0.75], tokens_per_answer=1)
+    res = ev.evaluate(torch.nn.Module(), tok, puzzles, n_samples=1, ks=[1], max_new_tokens=2, seed=0)
+    assert res.entropy == 0.75
+
+
+def test_heldout_sums_over_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes simulated in turn: rank 1 (the last puzzle) records what it all-reduces; rank 0 (the first
+    two) gets those added by its all-reduce. Rank 0's result must be the whole set's, by brute force."""
+    from maxpo.lab.distributed import DistInfo
+
+    puzzles = [SimpleNamespace(prompt=f"p{i}") for i in range(3)]
+    other: list[torch.Tensor] = []
+    # rank 1 samples the answers of puzzle 2 only (the stub numbers answers from 0 in sampling order)
+    ev2, tok2, _, _ = _heldout_stubs(monkeypatch, [_PARTIAL[2]])
+    monkeypatch.setattr(ev2, "all_reduce_sum", lambda x, dist: other.append(x.clone()) or x)
+    ev2.evaluate(torch.nn.Module(), tok2, puzzles, n_samples=4, ks=[1, 2, 4], max_new_tokens=2, seed=0,
+                 dist=DistInfo(rank=1, world=2))
+    assert len(other) == 2
+    received = iter(other)
+    ev, tok, _, _ = _heldout_stubs(monkeypatch, _PARTIAL[:2])
+    monkeypatch.setattr(ev, "all_reduce_sum", lambda x, dist: x + next(received))
+    res = ev.evaluate(torch.nn.Module(), tok, puzzles, n_samples=4, ks=[1, 2, 4], max_new_tokens=2, seed=0,
+                      dist=DistInfo(rank=0, world=2))
+    for k in (1, 2, 4):
+        want_max, want_pass = _brute_force_heldout(_PARTIAL, k)
+        assert res.maxk[k] == pytest.approx(float(want_max), abs=1e-12), k
+        assert res.passk[k] == pytest.approx(float(want_pass), abs=1e-12), k
+    assert res.correct_counts == [1, 0, 2] and res.n_prompts == 3
+    assert res.entropy == pytest.approx(0.5) and res.mean_length == 2.0 and res.well_formed == 1.0
+
+
+def test_heldout_process_without_puzzles_contributes_zeros(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One puzzle, two processes: rank 1 has none, samples nothing and adds zeros to every sum."""
+    from maxpo.lab.distributed import DistInfo
+
+    ev, tok, puzzles, calls = _heldout_stubs(monkeypatch, [[Fraction(1), Fraction(1, 2)]])
+    monkeypatch.setattr(ev, "all_reduce_sum", lambda x, dist: x)
+    res = ev.evaluate(torch.nn.Module(), tok, puzzles, n_samples=2, ks=[1, 2], max_new_tokens=2, seed=0,
+                      dist=DistInfo(rank=1, world=2))
+    assert calls == []
+    assert res.passk == {1: 0.0, 2: 0.0} and res.maxk == {1: 0.0, 2: 0.0} and res.correct_counts == [0]
+    assert res.entropy == 0.0 and res.mean_length == 0.0 and res.well_formed == 0.0
