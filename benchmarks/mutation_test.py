@@ -201,6 +201,9 @@ EQUIVALENT: list[Equivalence] = [
                 "unchanged", context=r"^torch\.zeros\(0, n_samples"),
     Equivalence(r"lab_evaluate::evaluate::unary_drop::-1 -> 1#3$",
                 "c is 2-D (puzzles, n_samples), so axis -1 and axis 1 are the same axis", context=r"^c\.sum\(-1\)$"),
+    Equivalence(r"lab_loss::policy_loss::unwrap_call::\(clipped > pg\)\.to\(m\.dtype\) -> clipped > pg#1$",
+                "the bool tensor is multiplied by m at once, and bool * float promotes to m's dtype with the same "
+                "0/1 values, so the sum and the clip fraction are bit for bit the same"),
     Equivalence(r"trl_advantages::MaxKAdvantageMixin\.maxk_metrics::constant::0 -> -1#1$",
                 "maxk_rewards returns a 1-D vector (nansum over dim 1 of the 2-D reward matrix), so shape[0] and "
                 "shape[-1] are the same length", context=r"^rewards\.shape\[0\]$"),

@@ -572,3 +572,25 @@ def test_heldout_process_without_puzzles_contributes_zeros(monkeypatch: pytest.M
     assert calls == []
     assert res.passk == {1: 0.0, 2: 0.0} and res.maxk == {1: 0.0, 2: 0.0} and res.correct_counts == [0]
     assert res.entropy == 0.0 and res.mean_length == 0.0 and res.well_formed == 0.0
+
+
+def test_policy_loss_statistics_are_read_without_autograd_warnings() -> None:
+    """The logged statistics are plain floats read from detached tensors: converting a tensor that requires grad to
+    a float makes torch warn, once per step, in every training log. Clipping and KL both on, warnings as errors."""
+    import warnings
+
+    from maxpo.lab.loss import policy_loss
+
+    logp = torch.tensor([[-0.5, -1.0], [-0.2, -2.0]], requires_grad=True)
+    old = torch.tensor([[-0.7, -0.9], [-0.2, -1.5]])
+    mask = torch.tensor([[True, True], [True, False]])
+    always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)  # torch gives this warning once per process; an earlier test may have had it
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            parts = policy_loss(logp, old, torch.tensor([1.0, -1.0]), mask, "token", 3.0, clip_eps=0.1,
+                                ref_logp=old.clone(), kl_coef=0.5)
+    finally:
+        torch.set_warn_always(always)
+    assert isinstance(parts.pg, float) and isinstance(parts.kl, float) and parts.kl > 0 and parts.clip_frac > 0
