@@ -99,7 +99,8 @@ TARGETS = {
         Target("lab_stats", "maxpo/lab/stats.py", "maxpo.lab.stats",
                ("tests/test_lab_stats.py", "tests/test_lab_independent.py"), keyword="bootstrap or passk"),
         Target("lab_gradvar", "maxpo/lab/gradvar.py", "maxpo.lab.gradvar",
-               ("tests/test_lab_stats.py", "tests/test_lab_independent.py"), keyword="gradient_variance"),
+               ("tests/test_lab_gradstudy.py", "tests/test_lab_stats.py", "tests/test_lab_independent.py"),
+               keyword="gradient_variance or gradient_study or test_lab_gradstudy"),
         Target("lab_evaluate", "maxpo/lab/evaluate.py", "maxpo.lab.evaluate",
                ("tests/test_lab_independent.py",), keyword="heldout"),
         Target("grouping", "maxpo/integrations/grouping.py", "maxpo.integrations.grouping",
@@ -201,6 +202,25 @@ EQUIVALENT: list[Equivalence] = [
                 "unchanged", context=r"^torch\.zeros\(0, n_samples"),
     Equivalence(r"lab_evaluate::evaluate::unary_drop::-1 -> 1#3$",
                 "c is 2-D (puzzles, n_samples), so axis -1 and axis 1 are the same axis", context=r"^c\.sum\(-1\)$"),
+    Equivalence(r"lab_train_step::_rl_step::drop_statement::_sync\(device\) -> pass#[12]$",
+                "_sync only waits for queued CUDA kernels so that the wall-clock marks include them (a no-op on "
+                "CPU); it changes no gradient, weight or statistic, only where the real clock is read"),
+    Equivalence(r"lab_train_step::_rl_step::unwrap_call::adv\.reshape\(-1\)\.to\(device\) -> adv\.reshape\(-1\)#1$",
+                "differs only for a model on another device than the CPU rewards: not killable on this CPU-only "
+                "machine (on CUDA the loss would mix devices; tests/test_lab_gpu.py's RL steps kill it there)"),
+    Equivalence(r"lab_train_step::_rl_step::constant::1 -> 0#4$",
+                "every sampled answer has at least its first token in completion_mask (EOS included), so "
+                "local_tokens >= 1 and max(local_tokens, 0) = max(local_tokens, 1)",
+                context=r"^max\(local_tokens, 1\)$"),
+    Equivalence(r"lab_train_step::_rl_step::constant::True -> False#1$",
+                "every parameter of the lab's models takes part in every forward pass, so each gets a gradient in "
+                "every backward; zeroing the old gradients in place or setting them to None then leaves the same "
+                ".grad (a parameter without a gradient stays None either way)", context=r"^set_to_none=True$"),
+    Equivalence(r"lab_train_step::_rl_step::binop::hi - lo -> hi \+ lo#1$",
+                "g_local goes only into sums[6], which the returned record never reads"),
+    Equivalence(r"lab_train_step::_rl_step::unary_drop::-1 -> 1#[45]$",
+                "correct is 2-D (local prompts, B), so axis -1 and axis 1 are the same axis",
+                context=r"^correct\.sum\(-1\)$"),
     Equivalence(r"lab_loss::policy_loss::unwrap_call::\(clipped > pg\)\.to\(m\.dtype\) -> clipped > pg#1$",
                 "the bool tensor is multiplied by m at once, and bool * float promotes to m's dtype with the same "
                 "0/1 values, so the sum and the clip fraction are bit for bit the same"),
