@@ -127,3 +127,133 @@ def test_per_answer_scores_give_the_training_gradient() -> None:
     (logp[5] * roll.completion_mask[5]).sum().backward()
     one = torch.cat([p.grad.reshape(-1) for p in model.parameters()]).double()
     assert torch.allclose(scores[5], one, rtol=1e-4, atol=1e-6)
+
+
+def test_gradient_study_from_prescribed_scores_and_rewards(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gradient_study with sampling, scoring, the per-answer scores S_i and the log-probabilities stubbed by
+    prescribed values (P = 2 prompts, B = 3 answers, R = 3 repeats, d = 2 parameters). Every reported number is
+    recomputed here with numpy from the module docstring's definitions: each method's repeat statistics of
+    g_r = sum_p h_pr / P, the family's per-prompt traces summed over prompts (numpy's own covariance per
+    coordinate), lambda* and the variance ratios, the curve, delta, c*, the per-prompt and pooled correct/wrong
+    means, and the best-shift summary."""
+    from types import SimpleNamespace
+
+    import maxpo
+    from maxpo.lab import gradvar
+    from maxpo.lab.config import EvalConfig, LabConfig, ModelSpec, RLConfig, WarmStartConfig
+    from maxpo.lab.task import TaskConfig
+
+    p_n, b, r_n, k = 2, 3, 3, 2
+    # rewards[r][p][j] (1 = correct) and the answers' scores S[r][p][j] (d = 2), lengths and per-token log-probs
+    rewards = np.array([[[1.0, 0.0, 0.5], [0.0, 1.0, 1.0]],
+                        [[0.0, 0.0, 1.0], [1.0, 0.5, 0.0]],
+                        [[1.0, 0.5, 0.0], [0.0, 0.0, 0.5]]])
+    scores = np.array([[[[1.0, 2.0], [0.5, -1.0], [2.0, 0.0]], [[-1.0, 1.0], [3.0, 1.0], [0.0, 2.0]]],
+                       [[[2.0, -2.0], [1.0, 1.0], [-0.5, 3.0]], [[1.0, 0.0], [0.0, -1.0], [2.0, 2.0]]],
+                       [[[0.0, 1.0], [1.5, 0.5], [1.0, -1.0]], [[2.0, 1.0], [-1.0, -2.0], [0.5, 0.5]]]])
+    lengths = np.array([[[2, 3, 1], [4, 2, 2]], [[1, 1, 3], [2, 4, 1]], [[3, 2, 2], [1, 1, 4]]])
+    per_token = np.array([[[-0.1, -0.2, -0.3], [-0.4, -0.5, -0.6]], [[-0.7, -0.8, -0.9], [-1.0, -1.1, -1.2]],
+                          [[-1.3, -1.4, -1.5], [-1.6, -1.7, -1.8]]])
+    calls = iter(range(r_n))
+    current = {"r": 0}
+
+    def fake_sample(model, encoded, u, eos, pad, bf16):  # noqa: ANN001, ANN202
+        r = current["r"] = next(calls)
+        mask = torch.zeros(p_n * b, 4, dtype=torch.bool)
+        for i, n in enumerate(lengths[r].reshape(-1)):
+            mask[i, :n] = True
+        return SimpleNamespace(answers=[[i] for i in range(p_n * b)], completion_mask=mask)
+
+    def fake_score(group, texts):  # noqa: ANN001, ANN202
+        flat = rewards[current["r"]].reshape(-1)
+        return [SimpleNamespace(correct=flat[int(t)] == 1.0, partial=float(flat[int(t)])) for t in texts]
+
+    def fake_logprobs(model, roll, bf16=False):  # noqa: ANN001, ANN202
+        return torch.tensor(per_token[current["r"]].reshape(-1, 1), dtype=torch.float32).expand(-1, 4)
+
+    monkeypatch.setattr(gradvar, "sample_puzzles", lambda cfg, n, seed, split: [SimpleNamespace(prompt="p")] * n)
+    monkeypatch.setattr(gradvar, "encode_prompt", lambda tok, p: [1])
+    monkeypatch.setattr(gradvar, "sample", fake_sample)
+    monkeypatch.setattr(gradvar, "score_batch", fake_score)
+    monkeypatch.setattr(gradvar, "per_sample_scores",
+                        lambda model, roll, bb: torch.tensor(scores[current["r"]].reshape(-1, 2)))
+    monkeypatch.setattr(gradvar, "token_logprobs", fake_logprobs)
+    cfg = LabConfig(task=TaskConfig(n_numbers=2, max_number=9, max_target=81),
+                    model=ModelSpec(n_layer=1, n_head=2, d_model=16), warmstart=WarmStartConfig(steps=0),
+                    rl=RLConfig(k=k, samples_per_prompt=b, max_new_tokens=4, reward="partial"),
+                    eval=EvalConfig(prompts=4, samples=4, ks=(1, 2)), device="cpu")
+    tok = SimpleNamespace(eos_id=0, pad_id=0, decode=lambda ids: str(ids[0]))
+    methods = ["pkpo_loo1", "maxpo", "grpo"]
+    out = gradvar.gradient_study(torch.nn.Module(), tok, cfg, methods, prompts=p_n, repeats=r_n, seed=0, n_boot=200)
+
+    # the lab's advantage scales, by hand; the lab works in float32, hence relative tolerances of 1e-6 below
+    scale = {"pkpo_loo1": b / k, "maxpo": b / k, "grpo": 1.0}
+    adv = {m: np.stack([maxpo.advantages(torch.tensor(rewards[r]), k, method=m).numpy() * scale[m]
+                        for r in range(r_n)]) for m in methods}  # (R, P, B)
+    h = {m: np.einsum("rpb,rpbd->rpd", adv[m], scores) for m in methods}
+    for m in methods:  # g_r = sum_p h_pr / P: the repeat statistics of test_lab_independent, here with numpy
+        g = h[m].sum(1) / p_n
+        mean = g.mean(0)
+        var = ((g - mean) ** 2).sum() / (r_n - 1)
+        sq = mean @ mean - var / r_n
+        loo = np.stack([np.delete(g, i, 0).mean(0) for i in range(r_n)])
+        cos = np.mean([g[i] @ loo[i] / np.linalg.norm(g[i]) / np.linalg.norm(loo[i]) for i in range(r_n)])
+        got = out["methods"][m]
+        assert got["total_variance"] == pytest.approx(var, rel=1e-6)
+        assert got["mean_sq_norm"] == pytest.approx(sq, rel=1e-6)
+        assert got["relative_variance"] == (pytest.approx(var / sq, rel=1e-6) if sq > 0 else float("inf"))
+        assert got["cosine_to_mean"] == pytest.approx(cos, rel=1e-6)
+
+    def trace_cov(x: np.ndarray, y: np.ndarray) -> np.ndarray:  # per prompt, over repeats; x, y: (R, P, d)
+        return np.array([sum(np.cov(x[:, p, c], y[:, p, c], ddof=1)[0, 1] for c in range(x.shape[2]))
+                         for p in range(p_n)])
+
+    e = h["pkpo_loo1"] - h["maxpo"]
+    sig = scores.sum(2)
+    v0p, v1p, v2p = trace_cov(h["pkpo_loo1"], h["pkpo_loo1"]), trace_cov(h["pkpo_loo1"], e), trace_cov(e, e)
+    v0, v1, v2 = v0p.sum(), v1p.sum(), v2p.sum()
+    fam = out["family"]
+    assert (fam["v0"], fam["v1"], fam["v2"]) == pytest.approx((v0, v1, v2), rel=1e-6)
+    assert fam["var_maxpo_direct"] == pytest.approx(trace_cov(h["maxpo"], h["maxpo"]).sum(), rel=1e-6)
+    var1 = v0 - 2 * v1 + v2
+    assert fam["lambda_star"]["value"] == pytest.approx(v1 / v2, rel=1e-6)
+    assert fam["var_star_over_var1"]["value"] == pytest.approx((v0 - v1 * v1 / v2) / var1, rel=1e-6)
+    assert fam["var0_over_var1"]["value"] == pytest.approx(v0 / var1, rel=1e-6)
+    for name in ("lambda_star", "var_star_over_var1", "var0_over_var1"):
+        assert fam[name]["lo"] <= fam[name]["hi"]
+    lam = np.linspace(-0.5, 2.0, 26)
+    assert fam["curve"]["lambda"] == pytest.approx(lam.tolist())
+    assert fam["curve"]["var_over_var1"] == pytest.approx(((v0 - 2 * lam * v1 + lam**2 * v2) / var1).tolist())
+
+    dbar = adv["pkpo_loo1"].mean(2)  # (R, P)
+    delta, sd = dbar.mean(0), dbar.std(0, ddof=1)
+    c_star = trace_cov(h["pkpo_loo1"], sig) / trace_cov(sig, sig)
+    correct = rewards >= 1.0
+    logp = per_token * lengths
+    norms = np.linalg.norm(scores, axis=3)
+    for p, row in enumerate(out["per_prompt"]):
+        assert row["delta"] == pytest.approx(delta[p]) and row["sd_dbar"] == pytest.approx(sd[p])
+        assert row["c_star"] == pytest.approx(c_star[p], rel=1e-6)
+        assert row["correct_share"] == pytest.approx(correct[:, p].mean())
+        for key, a in (("length", lengths), ("logp", logp), ("norm", norms)):
+            assert row[f"{key}_correct"] == pytest.approx(a[:, p][correct[:, p]].mean(), rel=1e-6), key
+            assert row[f"{key}_wrong"] == pytest.approx(a[:, p][~correct[:, p]].mean(), rel=1e-6), key
+    ans = out["answers"]
+    assert (ans["n_correct"], ans["n_wrong"], ans["prompts_with_both"]) == (int(correct.sum()),
+                                                                            int((~correct).sum()), 2)
+    for key, a in (("length", lengths), ("logp", logp), ("norm", norms)):
+        assert ans[f"{key}_correct"] == pytest.approx(a[correct].mean(), rel=1e-6)
+        assert ans[f"{key}_wrong"] == pytest.approx(a[~correct].mean(), rel=1e-6)
+        paired = np.mean([a[:, p][~correct[:, p]].mean() - a[:, p][correct[:, p]].mean() for p in range(p_n)])
+        assert ans["wrong_minus_correct"][key]["value"] == pytest.approx(paired, rel=1e-6)
+    informative = [p for p in range(p_n) if delta[p] > 0 and trace_cov(sig, sig)[p] > 0]
+    assert len(informative) == 2  # the rewards were chosen so that both prompts have a positive offset
+    shift = out["shift"]
+    assert shift["prompts"] == 2
+    assert shift["c_star_over_delta_median"] == pytest.approx(np.median(c_star / delta), rel=1e-6)
+    # prompt 0's offset is the same in every repeat (sd 0): not counted; prompt 1's is 0.2778 / 0.0962 > 1.5
+    assert sd[0] == 0 and shift["offset_to_noise_above_1_5"] == sum(delta[p] / sd[p] > 1.5 for p in (1,)) == 1
+    assert shift["c_star_over_delta_pooled"]["value"] == pytest.approx(c_star.sum() / delta.sum(), rel=1e-6)
+    mixed = sum(rewards[r, p].min() < rewards[r, p].max() for r in range(r_n) for p in range(p_n))
+    assert out["mixed_group_share"] == pytest.approx(mixed / (p_n * r_n))
+    assert (out["prompts"], out["repeats"], out["samples_per_prompt"], out["k"], out["parameters"]) == (2, 3, 3, 2, 2)
