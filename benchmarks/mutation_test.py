@@ -221,6 +221,10 @@ EQUIVALENT: list[Equivalence] = [
     Equivalence(r"lab_train_step::_rl_step::unary_drop::-1 -> 1#[45]$",
                 "correct is 2-D (local prompts, B), so axis -1 and axis 1 are the same axis",
                 context=r"^correct\.sum\(-1\)$"),
+    Equivalence(r"lab_gradvar::_flat_grad::unwrap_call::.*\.detach\(\) -> p\.grad if p\.grad is not None else "
+                r"torch\.zeros_like\(p\)#1$",
+                "the gradients come from backward() without create_graph and zeros_like() does not require grad, so "
+                "neither carries a graph: detach() changes nothing"),
     Equivalence(r"lab_loss::policy_loss::unwrap_call::\(clipped > pg\)\.to\(m\.dtype\) -> clipped > pg#1$",
                 "the bool tensor is multiplied by m at once, and bool * float promotes to m's dtype with the same "
                 "0/1 values, so the sum and the clip fraction are bit for bit the same"),

@@ -257,3 +257,46 @@ def test_gradient_study_from_prescribed_scores_and_rewards(monkeypatch: pytest.M
     mixed = sum(rewards[r, p].min() < rewards[r, p].max() for r in range(r_n) for p in range(p_n))
     assert out["mixed_group_share"] == pytest.approx(mixed / (p_n * r_n))
     assert (out["prompts"], out["repeats"], out["samples_per_prompt"], out["k"], out["parameters"]) == (2, 3, 3, 2, 2)
+
+
+def test_flat_gradient_is_float64_with_zeros_for_parameters_without_gradient() -> None:
+    """The gradient statistics subtract nearly equal vectors: they are taken in float64. Parameters in
+    model.parameters() order; one without a gradient contributes zeros of its size."""
+    from maxpo.lab.gradvar import _flat_grad
+
+    model = torch.nn.Linear(2, 1)  # weight (1, 2), then bias (1,)
+    model.weight.grad = torch.tensor([[1.5, -2.0]])
+    got = _flat_grad(model)
+    assert got.dtype == torch.float64 and got.tolist() == [1.5, -2.0, 0.0]
+    model.bias.grad = torch.tensor([3.0])
+    assert _flat_grad(model).tolist() == [1.5, -2.0, 3.0]
+
+
+def test_gradient_study_inputs_refused() -> None:
+    """Too few repeats, prompts or curvature, a study without the family's two ends, a pair never accumulated."""
+    from types import SimpleNamespace
+
+    from maxpo.lab.gradvar import gradient_study, gradient_variance
+
+    cfg = SimpleNamespace(rl=SimpleNamespace(samples_per_prompt=4, k=2))
+    with pytest.raises(ValueError, match="gradient variance needs at least 2 repeats, got 1"):
+        gradient_variance(torch.nn.Module(), None, cfg, ["maxpo"], prompts=2, repeats=1, seed=0)
+    with pytest.raises(ValueError, match="gradient study needs at least 2 repeats, got 1"):
+        gradient_study(torch.nn.Module(), None, cfg, ["maxpo", "pkpo_loo1"], 2, 1, 0)
+    with pytest.raises(ValueError, match=r"needs methods pkpo_loo1 and maxpo; missing \['pkpo_loo1'\]"):
+        gradient_study(torch.nn.Module(), None, cfg, ["maxpo", "grpo"], 2, 2, 0)
+    with pytest.raises(ValueError, match=r"missing \['maxpo', 'pkpo_loo1'\]"):
+        gradient_study(torch.nn.Module(), None, cfg, ["grpo"], 2, 2, 0)
+    mom = PromptMoments([("a", "a")])
+    mom.add({"a": torch.ones(2, 3)})
+    with pytest.raises(ValueError, match="a covariance needs at least 2 repeats, got 1"):
+        mom.trace_cov("a", "a")
+    mom.add({"a": torch.zeros(2, 3)})
+    assert mom.trace_cov("a", "a").tolist() == [1.5, 1.5]  # per prompt: 3 coordinates of variance (1 - 0)^2 / 2
+    with pytest.raises(KeyError, match="pair .* was not accumulated"):
+        mom.trace_cov("a", "b")
+    for v2 in (0.0, -1.0):
+        with pytest.raises(ValueError, match="curvature v2 must be positive"):
+            family_summary(1.0, 0.5, v2)
+    with pytest.raises(ValueError, match="needs at least 2 prompts, got 1"):
+        bootstrap_prompts(lambda w: {"x": float(w[0])}, 1)
