@@ -225,6 +225,9 @@ EQUIVALENT: list[Equivalence] = [
                 r"torch\.zeros_like\(p\)#1$",
                 "the gradients come from backward() without create_graph and zeros_like() does not require grad, so "
                 "neither carries a graph: detach() changes nothing"),
+    Equivalence(r"lab_gradvar::_repeat_statistics::constant::1 -> 0#1$",
+                "summing over axis 0 first instead of axis 1, then over the rest, is still the sum of every entry "
+                "(only the rounding order differs)", context=r"^\(\(g - mean\) \*\* 2\)\.sum\(1\)$"),
     Equivalence(r"lab_loss::policy_loss::unwrap_call::\(clipped > pg\)\.to\(m\.dtype\) -> clipped > pg#1$",
                 "the bool tensor is multiplied by m at once, and bool * float promotes to m's dtype with the same "
                 "0/1 values, so the sum and the clip fraction are bit for bit the same"),

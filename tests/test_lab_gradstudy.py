@@ -6,6 +6,8 @@ training loss over the whole batch (for the per-answer score functions).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -300,3 +302,54 @@ def test_gradient_study_inputs_refused() -> None:
             family_summary(1.0, 0.5, v2)
     with pytest.raises(ValueError, match="needs at least 2 prompts, got 1"):
         bootstrap_prompts(lambda w: {"x": float(w[0])}, 1)
+
+
+@pytest.mark.parametrize("reward, mixed", [("partial", 0.5), ("binary", 0.0)])
+def test_gradient_variance_mixed_groups_by_reward_kind_with_two_repeats(monkeypatch: pytest.MonkeyPatch, reward: str,
+                                                                        mixed: float) -> None:
+    """Scores stubbed: no answer is correct; prompt 0's answers have partial credit 0, 1/2, 0, 0 and prompt 1's none.
+    With partial rewards one group of two is mixed in each repeat, with binary rewards none. Two repeats (the
+    fewest allowed); sampling in full precision unless asked."""
+    from types import SimpleNamespace
+
+    from maxpo.lab import gradvar
+    from maxpo.lab.config import EvalConfig, LabConfig, ModelSpec, RLConfig, WarmStartConfig
+    from maxpo.lab.task import TaskConfig
+    from maxpo.lab.warmstart import build_policy
+
+    cfg = LabConfig(task=TaskConfig(n_numbers=2, max_number=9, max_target=81),
+                    model=ModelSpec(n_layer=1, n_head=2, d_model=16), warmstart=WarmStartConfig(steps=0),
+                    rl=RLConfig(k=2, samples_per_prompt=4, max_new_tokens=4, reward=reward),
+                    eval=EvalConfig(prompts=4, samples=4, ks=(1, 2)), device="cpu")
+    credit = [0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    monkeypatch.setattr(gradvar, "score_batch", lambda group, texts: [
+        SimpleNamespace(correct=False, partial=credit[i]) for i in range(len(texts))])
+    flags: list[bool] = []
+    real_sample = gradvar.sample
+
+    def recording_sample(*args: Any) -> Any:
+        flags.append(args[-1])
+        return real_sample(*args)
+
+    monkeypatch.setattr(gradvar, "sample", recording_sample)
+    model, tok = build_policy(cfg, torch.device("cpu"))
+    out = gradvar.gradient_variance(model, tok, cfg, ["maxpo"], prompts=2, repeats=2, seed=0)
+    assert out["mixed_group_share"] == mixed and out["repeats"] == 2
+    assert flags == [False, False]
+
+
+def test_repeat_statistics_by_hand_at_the_edges() -> None:
+    """R = 2 repeats by hand. Rows (1, 0), (0, 1): mean (1/2, 1/2), V = 1, |mean|^2 - V/R = 0 (relative variance
+    infinite), each row orthogonal to the other (cosine 0). Rows (1, 0), (1, 1): V = 1/2, 5/4 - 1/4 = 1, relative
+    variance 1/2, cosine 1/sqrt(2) each. Three equal rows of norm 1.2e-30 (above the 1e-30 floor of the cosine):
+    cosine 1."""
+    from maxpo.lab.gradvar import _repeat_statistics
+
+    got = _repeat_statistics(torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64))
+    assert got == {"mean_sq_norm": 0.0, "total_variance": 1.0, "relative_variance": float("inf"),
+                   "cosine_to_mean": 0.0}
+    got = _repeat_statistics(torch.tensor([[1.0, 0.0], [1.0, 1.0]], dtype=torch.float64))
+    assert got["total_variance"] == pytest.approx(0.5) and got["mean_sq_norm"] == pytest.approx(1.0)
+    assert got["relative_variance"] == pytest.approx(0.5) and got["cosine_to_mean"] == pytest.approx(2**-0.5)
+    tiny = _repeat_statistics(torch.full((3, 1), 1.2e-30, dtype=torch.float64))
+    assert tiny["cosine_to_mean"] == pytest.approx(1.0)
