@@ -228,6 +228,20 @@ EQUIVALENT: list[Equivalence] = [
     Equivalence(r"lab_gradvar::_repeat_statistics::constant::1 -> 0#1$",
                 "summing over axis 0 first instead of axis 1, then over the rest, is still the sum of every entry "
                 "(only the rounding order differs)", context=r"^\(\(g - mean\) \*\* 2\)\.sum\(1\)$"),
+    Equivalence(r"lab_gradvar::(gradient_variance|gradient_study)::unary_drop::-1 -> 1#\d+$",
+                "rewards is 2-D (prompts, B), so axis -1 and axis 1 are the same axis",
+                context=r"^rewards\.(min|max)\(-1\)$"),
+    Equivalence(r"lab_gradvar::gradient_variance::unwrap_call::.*\.to\(logp\.device\) -> .*#1$",
+                "differs only for a model on another device than the CPU rewards: not killable on this CPU-only "
+                "machine (on CUDA the loss would mix devices and raise)"),
+    Equivalence(r"lab_gradvar::gradient_variance::constant::True -> False#1$",
+                "_flat_grad reads a missing gradient as zeros, so zeroing the old gradients in place instead of "
+                "setting them to None gives the same flattened gradient after the next backward",
+                context=r"^set_to_none=True$"),
+    Equivalence(r"lab_gradvar::gradient_variance::(compare::j < len\(methods\) - 1 -> j <= len\(methods\) - 1|"
+                r"binop::len\(methods\) - 1 -> len\(methods\) \+ 1|constant::1 -> 0#4$)",
+                "retain_graph=True on the last method's backward too only keeps the graph's memory until logp is "
+                "replaced in the next repeat; no gradient or statistic changes"),
     Equivalence(r"lab_loss::policy_loss::unwrap_call::\(clipped > pg\)\.to\(m\.dtype\) -> clipped > pg#1$",
                 "the bool tensor is multiplied by m at once, and bool * float promotes to m's dtype with the same "
                 "0/1 values, so the sum and the clip fraction are bit for bit the same"),

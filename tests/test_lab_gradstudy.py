@@ -353,3 +353,19 @@ def test_repeat_statistics_by_hand_at_the_edges() -> None:
     assert got["relative_variance"] == pytest.approx(0.5) and got["cosine_to_mean"] == pytest.approx(2**-0.5)
     tiny = _repeat_statistics(torch.full((3, 1), 1.2e-30, dtype=torch.float64))
     assert tiny["cosine_to_mean"] == pytest.approx(1.0)
+
+
+def test_prompt_moments_accumulate_in_float64_and_keep_their_own_copy() -> None:
+    """float32 series 2^24 and 1 (one prompt, d = 1): their float32 sum would round to 2^24; the trace variance over
+    R = 2 is (2^24 - 1)^2 / 2 exactly. A float64 series changed in place after add() must not change the sums."""
+    mom = PromptMoments([("a", "a")])
+    mom.add({"a": torch.tensor([[2.0**24]], dtype=torch.float32)})
+    mom.add({"a": torch.tensor([[1.0]], dtype=torch.float32)})
+    assert mom.trace_cov("a", "a").tolist() == [(2**24 - 1) ** 2 / 2]
+    mom = PromptMoments([("a", "a")])
+    x = torch.tensor([[3.0, 1.0]], dtype=torch.float64)
+    mom.add({"a": x})
+    x.zero_()  # the caller reuses its buffer
+    mom.add({"a": x})
+    # rows (3, 1) and (0, 0), mean (3/2, 1/2): squared deviations 2 (9/4 + 1/4) = 5, over R - 1 = 1
+    assert mom.trace_cov("a", "a").tolist() == [5.0]
