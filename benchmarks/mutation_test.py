@@ -242,6 +242,12 @@ EQUIVALENT: list[Equivalence] = [
                 r"binop::len\(methods\) - 1 -> len\(methods\) \+ 1|constant::1 -> 0#4$)",
                 "retain_graph=True on the last method's backward too only keeps the graph's memory until logp is "
                 "replaced in the next repeat; no gradient or statistic changes"),
+    Equivalence(r"lab_gradvar::PromptMoments\.add::unwrap_call::series\[[ab]\]\.double\(\) -> series\[[ab]\]#1$",
+                "float32 times float64 promotes to float64 before multiplying (a float32 value converts exactly), "
+                "so one .double() gives the same products as two"),
+    Equivalence(r"lab_gradvar::PromptMoments\.(add|trace_cov)::unary_drop::-1 -> 1#1$",
+                "every series is a (P, d) array (one row per prompt, as add() documents), so axis -1 and axis 1 are "
+                "the same axis", context=r"\.sum\(-1\)$"),
     Equivalence(r"lab_loss::policy_loss::unwrap_call::\(clipped > pg\)\.to\(m\.dtype\) -> clipped > pg#1$",
                 "the bool tensor is multiplied by m at once, and bool * float promotes to m's dtype with the same "
                 "0/1 values, so the sum and the clip fraction are bit for bit the same"),
