@@ -248,6 +248,20 @@ EQUIVALENT: list[Equivalence] = [
     Equivalence(r"lab_gradvar::PromptMoments\.(add|trace_cov)::unary_drop::-1 -> 1#1$",
                 "every series is a (P, d) array (one row per prompt, as add() documents), so axis -1 and axis 1 are "
                 "the same axis", context=r"\.sum\(-1\)$"),
+    Equivalence(r"lab_gradvar::per_sample_scores\.logp::constant::0 -> -1#1$",
+                "the logits' batch axis has size 1 (ids[None]), so row 0 is row -1",
+                context=r"\)\[0\]$"),
+    Equivalence(r"lab_gradvar::per_sample_scores\.logp::constant::0 -> -1#[23]$",
+                "inside vmap ids and cm are one answer's 1-D rows, so shape[0] is shape[-1]",
+                context=r"^(ids|cm)\.shape\[0\]$"),
+    Equivalence(r"lab_gradvar::per_sample_scores\.logp::constant::0 -> -1#4$",
+                "gather with a (T, 1) index gives (T, 1): column 0 is column -1"),
+    Equivalence(r"lab_gradvar::per_sample_scores\.logp::unary_drop::-1 -> 1#[23]$",
+                "the sliced logits are 2-D (T, vocabulary) inside vmap, so axis -1 and axis 1 are the same axis"),
+    Equivalence(r"lab_gradvar::per_sample_scores::unwrap_call::roll\.completion_mask\[g0:g0 \+ b\]\.float\(\) -> "
+                r"roll\.completion_mask\[g0:g0 \+ b\]#1$",
+                "cm only multiplies the float32 log-probabilities (and gives its length): float times bool promotes "
+                "to float with the same 0/1 values"),
     Equivalence(r"lab_loss::policy_loss::unwrap_call::\(clipped > pg\)\.to\(m\.dtype\) -> clipped > pg#1$",
                 "the bool tensor is multiplied by m at once, and bool * float promotes to m's dtype with the same "
                 "0/1 values, so the sum and the clip fraction are bit for bit the same"),

@@ -369,3 +369,59 @@ def test_prompt_moments_accumulate_in_float64_and_keep_their_own_copy() -> None:
     mom.add({"a": x})
     # rows (3, 1) and (0, 0), mean (3/2, 1/2): squared deviations 2 (9/4 + 1/4) = 5, over R - 1 = 1
     assert mom.trace_cov("a", "a").tolist() == [5.0]
+
+
+def test_family_summary_with_a_curvature_below_one() -> None:
+    # V(l) = 1 - l/2 + l^2/2: minimum at l = 1/4/(1/2) = 1/2, V = 1 - 1/8 = 7/8; V(1) = 1, V(0) = 1
+    s = family_summary(1.0, 0.25, 0.5)
+    assert s == pytest.approx({"lambda_star": 0.5, "var_star_over_var1": 0.875, "var0_over_var1": 1.0})
+
+
+@pytest.mark.parametrize("n_prompts, level", [(2, 0.95), (5, 0.8)])
+def test_bootstrap_over_prompts_equals_a_hand_written_resampling_loop(n_prompts: int, level: float) -> None:
+    """Defaults n_boot = 4000 and seed 0 (documented): the intervals are the level's outer quantiles of the statistic
+    over 4000 resamples of the prompts with replacement, drawn here by a loop of numpy's generator seeded 0, and
+    the point estimate is the statistic at multiplicities 1. Two prompts are enough."""
+    vals = np.array([1.0, 2.0, 3.0, 10.0, -4.0])[:n_prompts]
+    calls = []
+
+    def stat(w: np.ndarray) -> dict[str, float]:
+        calls.append(w.copy())
+        return {"mean": float(w @ vals / w.sum()), "w0": float(w[0])}
+
+    out = bootstrap_prompts(stat, n_prompts, level=level)
+    assert len(calls) == 4001 and calls[0].tolist() == [1.0] * n_prompts
+    rng = np.random.default_rng(0)
+    means, w0 = [], []
+    for _ in range(4000):
+        counts = [0.0] * n_prompts
+        for i in rng.integers(0, n_prompts, size=n_prompts):
+            counts[int(i)] += 1
+        means.append(sum(c * v for c, v in zip(counts, vals)) / n_prompts)
+        w0.append(counts[0])
+    for name, draws in (("mean", means), ("w0", w0)):
+        ordered = sorted(draws)
+        want = [np.quantile(ordered, q) for q in ((1 - level) / 2, (1 + level) / 2)]
+        assert [out[name]["lo"], out[name]["hi"]] == pytest.approx(want, rel=1e-12), name
+    assert out["mean"]["value"] == pytest.approx(vals.mean()) and out["w0"]["hi"] >= 1.0
+
+
+def test_per_answer_scores_without_padding_and_without_graph() -> None:
+    """Prompts of one length (no attention mask): each row is its answer's own log-probability gradient by
+    autograd, and the scores carry no autograd graph back to the model's parameters."""
+    torch.manual_seed(1)
+    model = GPT(GPTConfig(vocab_size=12, n_layer=1, n_head=2, d_model=16, max_len=32))
+    model.eval()
+    b = 3
+    prompts = [[1, 2, 3]] * b + [[4, 5, 3]] * b
+    answers = [[6], [7, 8], [6, 6, 6]] + [[8, 8], [7], [9]]
+    roll = teacher_rollout(prompts, answers, eos_id=11, pad_id=0, device=torch.device("cpu"))
+    assert roll.attention_mask is None
+    scores = per_sample_scores(model, roll, b)
+    assert scores.shape == (6, sum(p.numel() for p in model.parameters())) and not scores.requires_grad
+    logp = token_logprobs(model, roll)
+    for i in range(6):
+        model.zero_grad()
+        (logp[i] * roll.completion_mask[i]).sum().backward(retain_graph=True)
+        one = torch.cat([p.grad.reshape(-1) for p in model.parameters()]).double()
+        assert torch.allclose(scores[i], one, rtol=1e-4, atol=1e-6), i
