@@ -262,6 +262,22 @@ EQUIVALENT: list[Equivalence] = [
                 r"roll\.completion_mask\[g0:g0 \+ b\]#1$",
                 "cm only multiplies the float32 log-probabilities (and gives its length): float times bool promotes "
                 "to float with the same 0/1 values"),
+    Equivalence(r"lab_gradvar::gradient_study::unary_drop::-1 -> 1#\d+$",
+                "the token log-probabilities and completion mask are 2-D (answers, T) and the advantages 2-D "
+                "(prompts, B), so axis -1 and axis 1 are the same axis",
+                context=r"(\* roll\.completion_mask\)\.sum\(-1\)|^adv\[\"pkpo_loo1\"\]\.mean\(-1\)|"
+                        r"^roll\.completion_mask\.sum\(-1\))$"),
+    Equivalence(r"lab_gradvar::gradient_study::unwrap_call::roll\.completion_mask\.sum\(-1\)\.double\(\) -> "
+                r"roll\.completion_mask\.sum\(-1\)#1$",
+                "lengths are integer counts: as int64 or float64 arrays they give the same means and differences "
+                "(numpy's mean of integers is float64)"),
+    Equivalence(r"lab_gradvar::gradient_study::constant::0 -> (1|-1)#[34]$",
+                "every method's gradient in every repeat has the same length (the parameter count), so any method "
+                "and any repeat give the same numel()", context=r"^(methods\[0\]|full\[methods\[0\]\]\[0\])$"),
+    Equivalence(r"lab_gradvar::gradient_study\.wrong_minus_correct::(constant::0 -> -?1#1|"
+                r"drop_statement::raise ValueError\(\"empty resample\"\) -> pass#1)$",
+                "bootstrap_prompts only passes all ones or a resample's counts, whose sum is the number of prompts "
+                "(at least 2 here), so w.sum() is never 0, 1 or -1 and the guard never fires"),
     Equivalence(r"lab_loss::policy_loss::unwrap_call::\(clipped > pg\)\.to\(m\.dtype\) -> clipped > pg#1$",
                 "the bool tensor is multiplied by m at once, and bool * float promotes to m's dtype with the same "
                 "0/1 values, so the sum and the clip fraction are bit for bit the same"),

@@ -131,35 +131,24 @@ def test_per_answer_scores_give_the_training_gradient() -> None:
     assert torch.allclose(scores[5], one, rtol=1e-4, atol=1e-6)
 
 
-def test_gradient_study_from_prescribed_scores_and_rewards(monkeypatch: pytest.MonkeyPatch) -> None:
-    """gradient_study with sampling, scoring, the per-answer scores S_i and the log-probabilities stubbed by
-    prescribed values (P = 2 prompts, B = 3 answers, R = 3 repeats, d = 2 parameters). Every reported number is
-    recomputed here with numpy from the module docstring's definitions: each method's repeat statistics of
-    g_r = sum_p h_pr / P, the family's per-prompt traces summed over prompts (numpy's own covariance per
-    coordinate), lambda* and the variance ratios, the curve, delta, c*, the per-prompt and pooled correct/wrong
-    means, and the best-shift summary."""
+def _study_stubs(monkeypatch: pytest.MonkeyPatch, rewards: np.ndarray, scores: np.ndarray, lengths: np.ndarray,
+                 per_token: np.ndarray) -> tuple[Any, Any]:
+    """gradient_study's sampling, scoring, scores S_i and log-probabilities stubbed: in repeat r, answer j of prompt
+    p has reward rewards[r, p, j] (1 = correct), score vector scores[r, p, j], lengths[r, p, j] tokens of
+    log-probability per_token[r, p, j] each. Returns (cfg, tokenizer)."""
     from types import SimpleNamespace
 
-    import maxpo
     from maxpo.lab import gradvar
     from maxpo.lab.config import EvalConfig, LabConfig, ModelSpec, RLConfig, WarmStartConfig
     from maxpo.lab.task import TaskConfig
 
-    p_n, b, r_n, k = 2, 3, 3, 2
-    # rewards[r][p][j] (1 = correct) and the answers' scores S[r][p][j] (d = 2), lengths and per-token log-probs
-    rewards = np.array([[[1.0, 0.0, 0.5], [0.0, 1.0, 1.0]],
-                        [[0.0, 0.0, 1.0], [1.0, 0.5, 0.0]],
-                        [[1.0, 0.5, 0.0], [0.0, 0.0, 0.5]]])
-    scores = np.array([[[[1.0, 2.0], [0.5, -1.0], [2.0, 0.0]], [[-1.0, 1.0], [3.0, 1.0], [0.0, 2.0]]],
-                       [[[2.0, -2.0], [1.0, 1.0], [-0.5, 3.0]], [[1.0, 0.0], [0.0, -1.0], [2.0, 2.0]]],
-                       [[[0.0, 1.0], [1.5, 0.5], [1.0, -1.0]], [[2.0, 1.0], [-1.0, -2.0], [0.5, 0.5]]]])
-    lengths = np.array([[[2, 3, 1], [4, 2, 2]], [[1, 1, 3], [2, 4, 1]], [[3, 2, 2], [1, 1, 4]]])
-    per_token = np.array([[[-0.1, -0.2, -0.3], [-0.4, -0.5, -0.6]], [[-0.7, -0.8, -0.9], [-1.0, -1.1, -1.2]],
-                          [[-1.3, -1.4, -1.5], [-1.6, -1.7, -1.8]]])
+    r_n, p_n, b = rewards.shape
+    k = 2
     calls = iter(range(r_n))
     current = {"r": 0}
 
     def fake_sample(model, encoded, u, eos, pad, bf16):  # noqa: ANN001, ANN202
+        assert bf16 is False  # the study samples in full precision
         r = current["r"] = next(calls)
         mask = torch.zeros(p_n * b, 4, dtype=torch.bool)
         for i, n in enumerate(lengths[r].reshape(-1)):
@@ -178,15 +167,41 @@ def test_gradient_study_from_prescribed_scores_and_rewards(monkeypatch: pytest.M
     monkeypatch.setattr(gradvar, "sample", fake_sample)
     monkeypatch.setattr(gradvar, "score_batch", fake_score)
     monkeypatch.setattr(gradvar, "per_sample_scores",
-                        lambda model, roll, bb: torch.tensor(scores[current["r"]].reshape(-1, 2)))
+                        lambda model, roll, bb: torch.tensor(scores[current["r"]].reshape(p_n * b, -1)))
     monkeypatch.setattr(gradvar, "token_logprobs", fake_logprobs)
     cfg = LabConfig(task=TaskConfig(n_numbers=2, max_number=9, max_target=81),
                     model=ModelSpec(n_layer=1, n_head=2, d_model=16), warmstart=WarmStartConfig(steps=0),
                     rl=RLConfig(k=k, samples_per_prompt=b, max_new_tokens=4, reward="partial"),
                     eval=EvalConfig(prompts=4, samples=4, ks=(1, 2)), device="cpu")
     tok = SimpleNamespace(eos_id=0, pad_id=0, decode=lambda ids: str(ids[0]))
+    return cfg, tok
+
+
+def test_gradient_study_from_prescribed_scores_and_rewards(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gradient_study with sampling, scoring, the per-answer scores S_i and the log-probabilities stubbed by
+    prescribed values (P = 2 prompts, B = 3 answers, R = 3 repeats, d = 2 parameters). Every reported number is
+    recomputed here with numpy from the module docstring's definitions: each method's repeat statistics of
+    g_r = sum_p h_pr / P, the family's per-prompt traces summed over prompts (numpy's own covariance per
+    coordinate), lambda* and the variance ratios, the curve, delta, c*, the per-prompt and pooled correct/wrong
+    means, and the best-shift summary."""
+
+    import maxpo
+    from maxpo.lab import gradvar
+
+    p_n, b, r_n, k = 2, 3, 3, 2
+    # rewards[r][p][j] (1 = correct) and the answers' scores S[r][p][j] (d = 2), lengths and per-token log-probs
+    rewards = np.array([[[1.0, 0.0, 0.5], [0.0, 1.0, 1.0]],
+                        [[0.0, 0.0, 1.0], [1.0, 0.5, 0.0]],
+                        [[1.0, 0.5, 0.0], [0.0, 0.0, 0.5]]])
+    scores = np.array([[[[1.0, 2.0], [0.5, -1.0], [2.0, 0.0]], [[-1.0, 1.0], [3.0, 1.0], [0.0, 2.0]]],
+                       [[[2.0, -2.0], [1.0, 1.0], [-0.5, 3.0]], [[1.0, 0.0], [0.0, -1.0], [2.0, 2.0]]],
+                       [[[0.0, 1.0], [1.5, 0.5], [1.0, -1.0]], [[2.0, 1.0], [-1.0, -2.0], [0.5, 0.5]]]])
+    lengths = np.array([[[2, 3, 1], [4, 2, 2]], [[1, 1, 3], [2, 4, 1]], [[3, 2, 2], [1, 1, 4]]])
+    per_token = np.array([[[-0.1, -0.2, -0.3], [-0.4, -0.5, -0.6]], [[-0.7, -0.8, -0.9], [-1.0, -1.1, -1.2]],
+                          [[-1.3, -1.4, -1.5], [-1.6, -1.7, -1.8]]])
+    cfg, tok = _study_stubs(monkeypatch, rewards, scores, lengths, per_token)
     methods = ["pkpo_loo1", "maxpo", "grpo"]
-    out = gradvar.gradient_study(torch.nn.Module(), tok, cfg, methods, prompts=p_n, repeats=r_n, seed=0, n_boot=200)
+    out = gradvar.gradient_study(torch.nn.Module(), tok, cfg, methods, prompts=p_n, repeats=r_n, seed=1, n_boot=200)
 
     # the lab's advantage scales, by hand; the lab works in float32, hence relative tolerances of 1e-6 below
     scale = {"pkpo_loo1": b / k, "maxpo": b / k, "grpo": 1.0}
@@ -223,6 +238,25 @@ def test_gradient_study_from_prescribed_scores_and_rewards(monkeypatch: pytest.M
     assert fam["var0_over_var1"]["value"] == pytest.approx(v0 / var1, rel=1e-6)
     for name in ("lambda_star", "var_star_over_var1", "var0_over_var1"):
         assert fam[name]["lo"] <= fam[name]["hi"]
+    # the intervals: percentile bootstrap over prompts, 200 resamples drawn by numpy's generator seeded with
+    # derive_seed(seed, "gradvar-boot") mod 2^32 (a resample with v2 <= 0 has no lambda* and is skipped)
+    from maxpo.lab.seeding import derive_seed
+
+    rng = np.random.default_rng(derive_seed(1, "gradvar-boot") % 2**32)  # seed 1: its bits 31 and 32 are set
+    draws: dict[str, list[float]] = {"lambda_star": [], "var_star_over_var1": [], "var0_over_var1": []}
+    for _ in range(200):
+        w = np.zeros(p_n)
+        for i in rng.integers(0, p_n, size=p_n):
+            w[int(i)] += 1
+        a0, a1, a2 = w @ v0p, w @ v1p, w @ v2p
+        if a2 <= 0:
+            continue
+        draws["lambda_star"].append(a1 / a2)
+        draws["var_star_over_var1"].append((a0 - a1 * a1 / a2) / (a0 - 2 * a1 + a2))
+        draws["var0_over_var1"].append(a0 / (a0 - 2 * a1 + a2))
+    for name, d in draws.items():
+        want = np.quantile(d, [0.025, 0.975])
+        assert [fam[name]["lo"], fam[name]["hi"]] == pytest.approx(want.tolist(), rel=1e-6), name
     lam = np.linspace(-0.5, 2.0, 26)
     assert fam["curve"]["lambda"] == pytest.approx(lam.tolist())
     assert fam["curve"]["var_over_var1"] == pytest.approx(((v0 - 2 * lam * v1 + lam**2 * v2) / var1).tolist())
@@ -231,15 +265,15 @@ def test_gradient_study_from_prescribed_scores_and_rewards(monkeypatch: pytest.M
     delta, sd = dbar.mean(0), dbar.std(0, ddof=1)
     c_star = trace_cov(h["pkpo_loo1"], sig) / trace_cov(sig, sig)
     correct = rewards >= 1.0
-    logp = per_token * lengths
+    logp = per_token.astype(np.float32).astype(np.float64) * lengths  # the float32 log-probabilities, summed exactly
     norms = np.linalg.norm(scores, axis=3)
     for p, row in enumerate(out["per_prompt"]):
         assert row["delta"] == pytest.approx(delta[p]) and row["sd_dbar"] == pytest.approx(sd[p])
         assert row["c_star"] == pytest.approx(c_star[p], rel=1e-6)
         assert row["correct_share"] == pytest.approx(correct[:, p].mean())
         for key, a in (("length", lengths), ("logp", logp), ("norm", norms)):
-            assert row[f"{key}_correct"] == pytest.approx(a[:, p][correct[:, p]].mean(), rel=1e-6), key
-            assert row[f"{key}_wrong"] == pytest.approx(a[:, p][~correct[:, p]].mean(), rel=1e-6), key
+            assert row[f"{key}_correct"] == pytest.approx(a[:, p][correct[:, p]].mean(), rel=1e-12), key
+            assert row[f"{key}_wrong"] == pytest.approx(a[:, p][~correct[:, p]].mean(), rel=1e-12), key
     ans = out["answers"]
     assert (ans["n_correct"], ans["n_wrong"], ans["prompts_with_both"]) == (int(correct.sum()),
                                                                             int((~correct).sum()), 2)
@@ -259,6 +293,18 @@ def test_gradient_study_from_prescribed_scores_and_rewards(monkeypatch: pytest.M
     mixed = sum(rewards[r, p].min() < rewards[r, p].max() for r in range(r_n) for p in range(p_n))
     assert out["mixed_group_share"] == pytest.approx(mixed / (p_n * r_n))
     assert (out["prompts"], out["repeats"], out["samples_per_prompt"], out["k"], out["parameters"]) == (2, 3, 3, 2, 2)
+    # the documented default: 4000 resamples for every interval (recorded, then run with 20 to stay fast)
+    cfg, tok = _study_stubs(monkeypatch, rewards, scores, lengths, per_token)
+    asked: list[int] = []
+    real_boot = gradvar.bootstrap_prompts
+
+    def recording_boot(stat: Any, n: int, n_boot: int = -1, **kw: Any) -> Any:
+        asked.append(n_boot)
+        return real_boot(stat, n, 20, **kw)
+
+    monkeypatch.setattr(gradvar, "bootstrap_prompts", recording_boot)
+    gradvar.gradient_study(torch.nn.Module(), tok, cfg, methods, prompts=p_n, repeats=r_n, seed=0)
+    assert asked == [4000, 4000, 4000]
 
 
 def test_flat_gradient_is_float64_with_zeros_for_parameters_without_gradient() -> None:
@@ -377,12 +423,12 @@ def test_family_summary_with_a_curvature_below_one() -> None:
     assert s == pytest.approx({"lambda_star": 0.5, "var_star_over_var1": 0.875, "var0_over_var1": 1.0})
 
 
-@pytest.mark.parametrize("n_prompts, level", [(2, 0.95), (5, 0.8)])
+@pytest.mark.parametrize("n_prompts, level", [(2, 0.95), (12, 0.8)])
 def test_bootstrap_over_prompts_equals_a_hand_written_resampling_loop(n_prompts: int, level: float) -> None:
     """Defaults n_boot = 4000 and seed 0 (documented): the intervals are the level's outer quantiles of the statistic
     over 4000 resamples of the prompts with replacement, drawn here by a loop of numpy's generator seeded 0, and
     the point estimate is the statistic at multiplicities 1. Two prompts are enough."""
-    vals = np.array([1.0, 2.0, 3.0, 10.0, -4.0])[:n_prompts]
+    vals = np.array([1.0, 2.0, 3.0, 10.0, -4.0, 0.5, 7.25, -1.5, 2.75, 6.0, -3.25, 4.5])[:n_prompts]
     calls = []
 
     def stat(w: np.ndarray) -> dict[str, float]:
@@ -425,3 +471,39 @@ def test_per_answer_scores_without_padding_and_without_graph() -> None:
         (logp[i] * roll.completion_mask[i]).sum().backward(retain_graph=True)
         one = torch.cat([p.grad.reshape(-1) for p in model.parameters()]).double()
         assert torch.allclose(scores[i], one, rtol=1e-4, atol=1e-6), i
+
+
+def test_gradient_study_with_unmixed_groups_and_a_prompt_never_solved(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prompt 0 is never solved (partial credit only), prompt 1 is solved by every answer in repeat 0; two of the
+    four groups are mixed. Prompt 0 has no correct-answer means (None); with one prompt having both outcomes there
+    is no paired wrong-minus-correct interval; the pooled correct/wrong means are over all answers."""
+    from maxpo.lab import gradvar
+
+    rewards = np.array([[[0.0, 0.5, 0.0], [1.0, 1.0, 1.0]],
+                        [[0.0, 0.0, 0.0], [1.0, 0.0, 0.5]]])
+    scores = np.arange(2 * 2 * 3 * 2, dtype=np.float64).reshape(2, 2, 3, 2) % 5 - 2
+    lengths = np.array([[[1, 2, 3], [2, 2, 1]], [[3, 1, 1], [4, 2, 3]]])
+    per_token = np.full((2, 2, 3), -0.5)
+    cfg, tok = _study_stubs(monkeypatch, rewards, scores, lengths, per_token)
+    out = gradvar.gradient_study(torch.nn.Module(), tok, cfg, ["pkpo_loo1", "maxpo"], prompts=2, repeats=2, seed=0,
+                                 n_boot=50)
+    assert out["mixed_group_share"] == 0.5
+    p0, p1 = out["per_prompt"]
+    assert p0["correct_share"] == 0.0 and p0["length_correct"] is None and p0["norm_correct"] is None
+    assert p0["length_wrong"] == pytest.approx(lengths[:, 0].mean())
+    assert p1["correct_share"] == pytest.approx(4 / 6) and p1["length_correct"] == pytest.approx((2 + 2 + 1 + 4) / 4)
+    assert p1["length_wrong"] == pytest.approx((2 + 3) / 2)
+    ans = out["answers"]
+    assert ans["prompts_with_both"] == 1 and "wrong_minus_correct" not in ans
+    assert (ans["n_correct"], ans["n_wrong"]) == (4, 8)
+    assert ans["length_correct"] == pytest.approx(9 / 4) and ans["length_wrong"] == pytest.approx((6 + 5 + 5) / 8)
+    # the best shift uses the prompts whose offset delta (mean loo-1 advantage, B/K-scaled) and score-sum variance
+    # are positive (here both: prompt 0's partial credit gives it a positive offset too)
+    import maxpo
+
+    delta = np.mean([[float(maxpo.advantages(torch.tensor([rewards[r, p]]), 2, method="pkpo_loo1").mean()) * 1.5
+                      for p in range(2)] for r in range(2)], 0)
+    sig = scores.sum(2)  # (R, P, d)
+    var_s = ((sig[0] - sig[1]) ** 2).sum(-1) / 2  # R = 2: the unbiased variance of two values is (x - y)^2 / 2
+    informative = [p for p in range(2) if delta[p] > 0 and var_s[p] > 0]
+    assert informative == [0, 1] and out["shift"]["prompts"] == 2 and "c_star_over_delta_pooled" in out["shift"]
