@@ -507,3 +507,21 @@ def test_gradient_study_with_unmixed_groups_and_a_prompt_never_solved(monkeypatc
     var_s = ((sig[0] - sig[1]) ** 2).sum(-1) / 2  # R = 2: the unbiased variance of two values is (x - y)^2 / 2
     informative = [p for p in range(2) if delta[p] > 0 and var_s[p] > 0]
     assert informative == [0, 1] and out["shift"]["prompts"] == 2 and "c_star_over_delta_pooled" in out["shift"]
+
+
+def test_gradient_study_where_no_answer_is_correct(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Partial credit only, never a full reward: no correct-answer means anywhere (None), the wrong-answer means are
+    over all answers, no prompt has both outcomes."""
+    from maxpo.lab import gradvar
+
+    rewards = np.array([[[0.0, 0.5, 0.0], [0.5, 0.0, 0.25]],
+                        [[0.25, 0.0, 0.0], [0.0, 0.0, 0.5]]])
+    scores = np.arange(2 * 2 * 3 * 2, dtype=np.float64).reshape(2, 2, 3, 2) % 7 - 3
+    lengths = np.array([[[1, 2, 3], [2, 2, 1]], [[3, 1, 1], [4, 2, 3]]])
+    cfg, tok = _study_stubs(monkeypatch, rewards, scores, lengths, np.full((2, 2, 3), -0.5))
+    out = gradvar.gradient_study(torch.nn.Module(), tok, cfg, ["pkpo_loo1", "maxpo"], prompts=2, repeats=2, seed=0,
+                                 n_boot=50)
+    ans = out["answers"]
+    assert (ans["n_correct"], ans["n_wrong"], ans["prompts_with_both"]) == (0, 12, 0)
+    assert ans["length_correct"] is None and ans["length_wrong"] == pytest.approx(25 / 12)
+    assert all(row["length_correct"] is None and row["correct_share"] == 0.0 for row in out["per_prompt"])
