@@ -295,16 +295,17 @@ def test_gradient_study_from_prescribed_scores_and_rewards(monkeypatch: pytest.M
     assert (out["prompts"], out["repeats"], out["samples_per_prompt"], out["k"], out["parameters"]) == (2, 3, 3, 2, 2)
     # the documented default: 4000 resamples for every interval (recorded, then run with 20 to stay fast)
     cfg, tok = _study_stubs(monkeypatch, rewards, scores, lengths, per_token)
-    asked: list[int] = []
+    # and the family's seed is derive_seed(seed, "gradvar-boot") mod 2^32 (the other intervals use the default 0)
+    asked: list[tuple[int, Any]] = []
     real_boot = gradvar.bootstrap_prompts
 
     def recording_boot(stat: Any, n: int, n_boot: int = -1, **kw: Any) -> Any:
-        asked.append(n_boot)
+        asked.append((n_boot, kw.get("seed")))
         return real_boot(stat, n, 20, **kw)
 
     monkeypatch.setattr(gradvar, "bootstrap_prompts", recording_boot)
-    gradvar.gradient_study(torch.nn.Module(), tok, cfg, methods, prompts=p_n, repeats=r_n, seed=0)
-    assert asked == [4000, 4000, 4000]
+    gradvar.gradient_study(torch.nn.Module(), tok, cfg, methods, prompts=p_n, repeats=r_n, seed=1)
+    assert asked == [(4000, derive_seed(1, "gradvar-boot") % 2**32), (4000, None), (4000, None)]
 
 
 def test_flat_gradient_is_float64_with_zeros_for_parameters_without_gradient() -> None:
