@@ -45,6 +45,7 @@ import ast
 import copy
 import glob
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -98,7 +99,8 @@ TARGETS = {
         Target("lab_stats", "maxpo/lab/stats.py", "maxpo.lab.stats",
                ("tests/test_lab_stats.py", "tests/test_lab_independent.py"), keyword="bootstrap or passk"),
         Target("lab_gradvar", "maxpo/lab/gradvar.py", "maxpo.lab.gradvar",
-               ("tests/test_lab_stats.py", "tests/test_lab_independent.py"), keyword="gradient_variance"),
+               ("tests/test_lab_gradstudy.py", "tests/test_lab_stats.py", "tests/test_lab_independent.py"),
+               keyword="gradient_variance or gradient_study or test_lab_gradstudy"),
         Target("lab_evaluate", "maxpo/lab/evaluate.py", "maxpo.lab.evaluate",
                ("tests/test_lab_independent.py",), keyword="heldout"),
         Target("grouping", "maxpo/integrations/grouping.py", "maxpo.integrations.grouping",
@@ -190,6 +192,95 @@ EQUIVALENT: list[Equivalence] = [
     Equivalence(r"validate::as_reward_tensor::unwrap_call::rewards\.detach\(\) -> rewards#1$",
                 "every estimator computes under torch.no_grad() from the tensor it is given, so the result carries "
                 "no graph whether or not the input was detached first"),
+    # ---- the lab's held-out evaluation, training step, gradient variance and loss (issue 20)
+    Equivalence(r"lab_evaluate::passk_curve_ks::(binop::1 << i -> 1 >> i#2|constant::1 -> 0#3)$",
+                "the filter '1 << i <= n_samples' is always true (i < n_samples.bit_length() means 2**i <= n_samples), "
+                "and 1 >> i or 0 << i (0 or 1, with n_samples >= 1) keep it true"),
+    Equivalence(r"lab_evaluate::evaluate::constant::0 -> 1#[12]$",
+                "a process without puzzles then holds one all-zero row instead of none: its pass@k and max@k are 0, "
+                "and its row sum, assigned to the empty slice counts[lo:hi], broadcasts to nothing; every sum is "
+                "unchanged", context=r"^torch\.zeros\(0, n_samples"),
+    Equivalence(r"lab_evaluate::evaluate::unary_drop::-1 -> 1#3$",
+                "c is 2-D (puzzles, n_samples), so axis -1 and axis 1 are the same axis", context=r"^c\.sum\(-1\)$"),
+    Equivalence(r"lab_train_step::_rl_step::drop_statement::_sync\(device\) -> pass#[12]$",
+                "_sync only waits for queued CUDA kernels so that the wall-clock marks include them (a no-op on "
+                "CPU); it changes no gradient, weight or statistic, only where the real clock is read"),
+    Equivalence(r"lab_train_step::_rl_step::unwrap_call::adv\.reshape\(-1\)\.to\(device\) -> adv\.reshape\(-1\)#1$",
+                "differs only for a model on another device than the CPU rewards: not killable on this CPU-only "
+                "machine (on CUDA the loss would mix devices; tests/test_lab_gpu.py's RL steps kill it there)"),
+    Equivalence(r"lab_train_step::_rl_step::constant::1 -> 0#4$",
+                "every sampled answer has at least its first token in completion_mask (EOS included), so "
+                "local_tokens >= 1 and max(local_tokens, 0) = max(local_tokens, 1)",
+                context=r"^max\(local_tokens, 1\)$"),
+    Equivalence(r"lab_train_step::_rl_step::constant::True -> False#1$",
+                "every parameter of the lab's models takes part in every forward pass, so each gets a gradient in "
+                "every backward; zeroing the old gradients in place or setting them to None then leaves the same "
+                ".grad (a parameter without a gradient stays None either way)", context=r"^set_to_none=True$"),
+    Equivalence(r"lab_train_step::_rl_step::binop::hi - lo -> hi \+ lo#1$",
+                "g_local goes only into sums[6], which the returned record never reads"),
+    Equivalence(r"lab_train_step::_rl_step::unary_drop::-1 -> 1#[45]$",
+                "correct is 2-D (local prompts, B), so axis -1 and axis 1 are the same axis",
+                context=r"^correct\.sum\(-1\)$"),
+    Equivalence(r"lab_gradvar::_flat_grad::unwrap_call::.*\.detach\(\) -> p\.grad if p\.grad is not None else "
+                r"torch\.zeros_like\(p\)#1$",
+                "the gradients come from backward() without create_graph and zeros_like() does not require grad, so "
+                "neither carries a graph: detach() changes nothing"),
+    Equivalence(r"lab_gradvar::_repeat_statistics::constant::1 -> 0#1$",
+                "summing over axis 0 first instead of axis 1, then over the rest, is still the sum of every entry "
+                "(only the rounding order differs)", context=r"^\(\(g - mean\) \*\* 2\)\.sum\(1\)$"),
+    Equivalence(r"lab_gradvar::(gradient_variance|gradient_study)::unary_drop::-1 -> 1#\d+$",
+                "rewards is 2-D (prompts, B), so axis -1 and axis 1 are the same axis",
+                context=r"^rewards\.(min|max)\(-1\)$"),
+    Equivalence(r"lab_gradvar::gradient_variance::unwrap_call::.*\.to\(logp\.device\) -> .*#1$",
+                "differs only for a model on another device than the CPU rewards: not killable on this CPU-only "
+                "machine (on CUDA the loss would mix devices and raise)"),
+    Equivalence(r"lab_gradvar::gradient_variance::constant::True -> False#1$",
+                "_flat_grad reads a missing gradient as zeros, so zeroing the old gradients in place instead of "
+                "setting them to None gives the same flattened gradient after the next backward",
+                context=r"^set_to_none=True$"),
+    Equivalence(r"lab_gradvar::gradient_variance::(compare::j < len\(methods\) - 1 -> j <= len\(methods\) - 1|"
+                r"binop::len\(methods\) - 1 -> len\(methods\) \+ 1|constant::1 -> 0#4$)",
+                "retain_graph=True on the last method's backward too only keeps the graph's memory until logp is "
+                "replaced in the next repeat; no gradient or statistic changes"),
+    Equivalence(r"lab_gradvar::PromptMoments\.add::unwrap_call::series\[[ab]\]\.double\(\) -> series\[[ab]\]#1$",
+                "float32 times float64 promotes to float64 before multiplying (a float32 value converts exactly), "
+                "so one .double() gives the same products as two"),
+    Equivalence(r"lab_gradvar::PromptMoments\.(add|trace_cov)::unary_drop::-1 -> 1#1$",
+                "every series is a (P, d) array (one row per prompt, as add() documents), so axis -1 and axis 1 are "
+                "the same axis", context=r"\.sum\(-1\)$"),
+    Equivalence(r"lab_gradvar::per_sample_scores\.logp::constant::0 -> -1#1$",
+                "the logits' batch axis has size 1 (ids[None]), so row 0 is row -1",
+                context=r"\)\[0\]$"),
+    Equivalence(r"lab_gradvar::per_sample_scores\.logp::constant::0 -> -1#[23]$",
+                "inside vmap ids and cm are one answer's 1-D rows, so shape[0] is shape[-1]",
+                context=r"^(ids|cm)\.shape\[0\]$"),
+    Equivalence(r"lab_gradvar::per_sample_scores\.logp::constant::0 -> -1#4$",
+                "gather with a (T, 1) index gives (T, 1): column 0 is column -1"),
+    Equivalence(r"lab_gradvar::per_sample_scores\.logp::unary_drop::-1 -> 1#[23]$",
+                "the sliced logits are 2-D (T, vocabulary) inside vmap, so axis -1 and axis 1 are the same axis"),
+    Equivalence(r"lab_gradvar::per_sample_scores::unwrap_call::roll\.completion_mask\[g0:g0 \+ b\]\.float\(\) -> "
+                r"roll\.completion_mask\[g0:g0 \+ b\]#1$",
+                "cm only multiplies the float32 log-probabilities (and gives its length): float times bool promotes "
+                "to float with the same 0/1 values"),
+    Equivalence(r"lab_gradvar::gradient_study::unary_drop::-1 -> 1#\d+$",
+                "the token log-probabilities and completion mask are 2-D (answers, T) and the advantages 2-D "
+                "(prompts, B), so axis -1 and axis 1 are the same axis",
+                context=r"(\* roll\.completion_mask\)\.sum\(-1\)|^adv\[\"pkpo_loo1\"\]\.mean\(-1\)|"
+                        r"^roll\.completion_mask\.sum\(-1\))$"),
+    Equivalence(r"lab_gradvar::gradient_study::unwrap_call::roll\.completion_mask\.sum\(-1\)\.double\(\) -> "
+                r"roll\.completion_mask\.sum\(-1\)#1$",
+                "lengths are integer counts: as int64 or float64 arrays they give the same means and differences "
+                "(numpy's mean of integers is float64)"),
+    Equivalence(r"lab_gradvar::gradient_study::constant::0 -> (1|-1)#[34]$",
+                "every method's gradient in every repeat has the same length (the parameter count), so any method "
+                "and any repeat give the same numel()", context=r"^(methods\[0\]|full\[methods\[0\]\]\[0\])$"),
+    Equivalence(r"lab_gradvar::gradient_study\.wrong_minus_correct::(constant::0 -> -?1#1|"
+                r"drop_statement::raise ValueError\(\"empty resample\"\) -> pass#1)$",
+                "bootstrap_prompts only passes all ones or a resample's counts, whose sum is the number of prompts "
+                "(at least 2 here), so w.sum() is never 0, 1 or -1 and the guard never fires"),
+    Equivalence(r"lab_loss::policy_loss::unwrap_call::\(clipped > pg\)\.to\(m\.dtype\) -> clipped > pg#1$",
+                "the bool tensor is multiplied by m at once, and bool * float promotes to m's dtype with the same "
+                "0/1 values, so the sum and the clip fraction are bit for bit the same"),
     Equivalence(r"trl_advantages::MaxKAdvantageMixin\.maxk_metrics::constant::0 -> -1#1$",
                 "maxk_rewards returns a 1-D vector (nansum over dim 1 of the 2-D reward matrix), so shape[0] and "
                 "shape[-1] are the same length", context=r"^rewards\.shape\[0\]$"),
@@ -576,6 +667,9 @@ def run_target(target: Target, items: list[Any], only: str | None, timeout_facto
         previous = {r["id"]: r for r in old["results"] if r["status"] in ("killed", "timeout")}
     print(f"{target.name}: {len(mutants)} mutants; {len(items)} tests from "
           f"{' '.join(Path(a).name for a in _test_args(target))}", flush=True)
+    # the forked child replaces the module in sys.modules in place; tests that import it only inside a test
+    # body (lab_evaluate's) would otherwise leave it out of sys.modules, and every child would die on the lookup
+    importlib.import_module(target.module)
     unmutated = compile(source, str(ROOT / target.path), "exec")
     base = run_one(items, target, unmutated, timeout=1800, coverage=True)
     print(f"  line coverage of the unmutated tests measured in {base['seconds']:.1f} s", flush=True)

@@ -432,3 +432,371 @@ def test_policy_loss_refuses_bad_aggregation_and_normaliser(aggregation: str, de
     t = torch.zeros(1, 2)
     with pytest.raises(ValueError, match=match):
         policy_loss(t, t, torch.zeros(1), torch.ones(1, 2, dtype=torch.bool), aggregation, denom)
+
+
+# ------------------------------------------------------------------------------------------- held-out: the rest
+_PARTIAL = [[Fraction(1, 5), Fraction(1, 2), Fraction(1, 2), Fraction(1)],
+            [Fraction(0), Fraction(3, 4), Fraction(1, 4), Fraction(1, 10)],
+            [Fraction(1), Fraction(1), Fraction(2, 5), Fraction(0)]]
+
+
+def _heldout_stubs(monkeypatch: pytest.MonkeyPatch, partial: list[list[Fraction]],
+                   entropy: list[float] | None = None, tokens_per_answer: int = 2) -> tuple[Any, Any, list, list]:
+    """evaluate's sampling and scoring stubbed: answer i (in puzzle order) has partial score ``flat[i]`` (1 = correct),
+    entropy ``entropy[i]`` (float32, as the sampler gives it) and ``tokens_per_answer`` tokens. Returns the module,
+    a tokenizer, the puzzles and the list of sampling calls (their sizes and bf16 flags)."""
+    from maxpo.lab import evaluate as ev
+
+    flat = [x for row in partial for x in row]
+    ent = entropy if entropy is not None else [1.0] * len(flat)
+    counter = itertools.count()
+    calls: list[tuple[int, bool]] = []
+
+    def fake_sample(model, prompts, u, eos, pad, bf16):  # noqa: ANN001, ANN202
+        calls.append((len(prompts), bf16))
+        ids = [next(counter) for _ in prompts]
+        return SimpleNamespace(answers=[[i] for i in ids], entropy=torch.tensor([ent[i] for i in ids],
+                                                                                dtype=torch.float32),
+                               n_tokens=tokens_per_answer * len(prompts))
+
+    def fake_score(group, texts):  # noqa: ANN001, ANN202
+        return [SimpleNamespace(correct=flat[int(t)] == 1, partial=float(flat[int(t)]), well_formed=True)
+                for t in texts]
+
+    monkeypatch.setattr(ev, "sample", fake_sample)
+    monkeypatch.setattr(ev, "score_batch", fake_score)
+    tok = SimpleNamespace(encode=lambda s: [1], bos_id=None, eos_id=0, pad_id=0, decode=lambda ids: str(ids[0]))
+    return ev, tok, [SimpleNamespace(prompt=f"p{i}") for i in range(len(partial))], calls
+
+
+def _brute_force_heldout(partial: list[list[Fraction]], k: int) -> tuple[Fraction, Fraction]:
+    """(max@k, pass@k) averaged over puzzles, by enumerating every k-subset of each puzzle's answers."""
+    n = len(partial[0])
+    subsets = list(itertools.combinations(range(n), k))
+    want_max = sum((sum((max(row[i] for i in s) for s in subsets), Fraction(0)) / len(subsets)
+                    for row in partial), Fraction(0)) / len(partial)
+    want_pass = sum((Fraction(sum(any(row[i] == 1 for i in s) for s in subsets), len(subsets))
+                     for row in partial), Fraction(0)) / len(partial)
+    return want_max, want_pass
+
+
+def test_heldout_result_to_dict_names_every_metric() -> None:
+    from maxpo.lab.evaluate import EvalResult
+
+    res = EvalResult(passk={1: 0.25, 4: 0.5}, maxk={1: 0.375, 4: 0.75}, entropy=1.5, well_formed=0.875,
+                     mean_length=3.0, n_prompts=2, n_samples=4, correct_counts=[1, 2])
+    assert res.to_dict() == {"pass@1": 0.25, "pass@4": 0.5, "max@1": 0.375, "max@4": 0.75, "entropy": 1.5,
+                             "well_formed": 0.875, "mean_length": 3.0, "n_prompts": 2, "n_samples": 4,
+                             "correct_counts": [1, 2]}
+
+
+def test_heldout_vocabulary_is_read_from_the_lab_and_hugging_face_configs() -> None:
+    from maxpo.lab.evaluate import _vocab_size
+
+    lab, hf, neither, no_field = torch.nn.Module(), torch.nn.Module(), torch.nn.Module(), torch.nn.Module()
+    lab.cfg = SimpleNamespace(vocab_size=11)
+    hf.model = SimpleNamespace(config=SimpleNamespace(vocab_size=13))
+    no_field.cfg = SimpleNamespace(d_model=16)  # a config without a vocabulary: not an error, just unknown
+    assert _vocab_size(lab) == 11 and _vocab_size(hf) == 13
+    assert _vocab_size(neither) is None and _vocab_size(no_field) is None
+
+
+@pytest.mark.parametrize("n_puzzles, chunk, vocab, sizes", [
+    (4097, None, None, [4096, 1]),  # the default: 4096 answers per sampling call
+    (3, 2, None, [4, 4, 4]),  # a chunk smaller than one puzzle's answers: still one whole puzzle per call
+    (3, None, 2**22, [12]),  # 2^26 / 2^22 = 16 answers allowed: all 3 puzzles of 4 answers in one call
+    (3, None, 2**23, [8, 4]),  # 2^26 / 2^23 = 8 answers: 2 puzzles per call
+])
+def test_heldout_sampling_call_sizes(monkeypatch: pytest.MonkeyPatch, n_puzzles: int, chunk: int | None,
+                                     vocab: int | None, sizes: list[int]) -> None:
+    """Sizes of the sampling calls (answers per call, whole puzzles only), by hand from the documented bounds."""
+    n_samples = 1 if n_puzzles > 3 else 4
+    rows = [[Fraction(i % 2)] * n_samples for i in range(n_puzzles)]
+    ev, tok, puzzles, calls = _heldout_stubs(monkeypatch, rows)
+    model = torch.nn.Module()
+    if vocab:
+        model.cfg = SimpleNamespace(vocab_size=vocab)
+    kwargs = {} if chunk is None else {"chunk": chunk}
+    res = ev.evaluate(model, tok, puzzles, n_samples=n_samples, ks=[1], max_new_tokens=2, seed=0, **kwargs)
+    assert [c[0] for c in calls] == sizes
+    assert not any(c[1] for c in calls)  # bf16 is off unless asked for
+    assert res.passk[1] == pytest.approx(float(Fraction(n_puzzles // 2, n_puzzles)), abs=1e-12)
+
+
+def test_heldout_entropy_is_summed_in_float64_and_divided_by_the_token_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entropies 2^24 and 1 (float32): their float32 sum rounds to 2^24, the exact one is 2^24 + 1; one answer of
+    one token each, so the per-token entropy is (2^24 + 1) / 2; a single one-token answer: its own entropy."""
+    ev, tok, puzzles, _ = _heldout_stubs(monkeypatch, [[Fraction(1), Fraction(0)]], entropy=[2.0**24, 1.0],
+                                         tokens_per_answer=1)
+    res = ev.evaluate(torch.nn.Module(), tok, puzzles, n_samples=2, ks=[1], max_new_tokens=2, seed=0)
+    assert res.entropy == (2**24 + 1) / 2 and res.mean_length == 1.0
+    ev, tok, puzzles, _ = _heldout_stubs(monkeypatch, [[Fraction(1)]], entropy=[0.75], tokens_per_answer=1)
+    res = ev.evaluate(torch.nn.Module(), tok, puzzles, n_samples=1, ks=[1], max_new_tokens=2, seed=0)
+    assert res.entropy == 0.75
+
+
+def test_heldout_sums_over_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes simulated in turn: rank 1 (the last puzzle) records what it all-reduces; rank 0 (the first
+    two) gets those added by its all-reduce. Rank 0's result must be the whole set's, by brute force."""
+    from maxpo.lab.distributed import DistInfo
+
+    puzzles = [SimpleNamespace(prompt=f"p{i}") for i in range(3)]
+    other: list[torch.Tensor] = []
+    # rank 1 samples the answers of puzzle 2 only (the stub numbers answers from 0 in sampling order)
+    ev2, tok2, _, _ = _heldout_stubs(monkeypatch, [_PARTIAL[2]])
+    monkeypatch.setattr(ev2, "all_reduce_sum", lambda x, dist: other.append(x.clone()) or x)
+    ev2.evaluate(torch.nn.Module(), tok2, puzzles, n_samples=4, ks=[1, 2, 4], max_new_tokens=2, seed=0,
+                 dist=DistInfo(rank=1, world=2))
+    assert len(other) == 2
+    received = iter(other)
+    ev, tok, _, _ = _heldout_stubs(monkeypatch, _PARTIAL[:2])
+    monkeypatch.setattr(ev, "all_reduce_sum", lambda x, dist: x + next(received))
+    res = ev.evaluate(torch.nn.Module(), tok, puzzles, n_samples=4, ks=[1, 2, 4], max_new_tokens=2, seed=0,
+                      dist=DistInfo(rank=0, world=2))
+    for k in (1, 2, 4):
+        want_max, want_pass = _brute_force_heldout(_PARTIAL, k)
+        assert res.maxk[k] == pytest.approx(float(want_max), abs=1e-12), k
+        assert res.passk[k] == pytest.approx(float(want_pass), abs=1e-12), k
+    assert res.correct_counts == [1, 0, 2] and res.n_prompts == 3
+    assert res.entropy == pytest.approx(0.5) and res.mean_length == 2.0 and res.well_formed == 1.0
+
+
+def test_heldout_process_without_puzzles_contributes_zeros(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One puzzle, two processes: rank 1 has none, samples nothing and adds zeros to every sum."""
+    from maxpo.lab.distributed import DistInfo
+
+    ev, tok, puzzles, calls = _heldout_stubs(monkeypatch, [[Fraction(1), Fraction(1, 2)]])
+    monkeypatch.setattr(ev, "all_reduce_sum", lambda x, dist: x)
+    res = ev.evaluate(torch.nn.Module(), tok, puzzles, n_samples=2, ks=[1, 2], max_new_tokens=2, seed=0,
+                      dist=DistInfo(rank=1, world=2))
+    assert calls == []
+    assert res.passk == {1: 0.0, 2: 0.0} and res.maxk == {1: 0.0, 2: 0.0} and res.correct_counts == [0]
+    assert res.entropy == 0.0 and res.mean_length == 0.0 and res.well_formed == 0.0
+
+
+def test_policy_loss_statistics_are_read_without_autograd_warnings() -> None:
+    """The logged statistics are plain floats read from detached tensors: converting a tensor that requires grad to
+    a float makes torch warn, once per step, in every training log. Clipping and KL both on, warnings as errors."""
+    import warnings
+
+    from maxpo.lab.loss import policy_loss
+
+    logp = torch.tensor([[-0.5, -1.0], [-0.2, -2.0]], requires_grad=True)
+    old = torch.tensor([[-0.7, -0.9], [-0.2, -1.5]])
+    mask = torch.tensor([[True, True], [True, False]])
+    always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)  # torch gives this warning once per process; an earlier test may have had it
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            parts = policy_loss(logp, old, torch.tensor([1.0, -1.0]), mask, "token", 3.0, clip_eps=0.1,
+                                ref_logp=old.clone(), kl_coef=0.5)
+    finally:
+        torch.set_warn_always(always)
+    assert isinstance(parts.pg, float) and isinstance(parts.kl, float) and parts.kl > 0 and parts.clip_frac > 0
+
+
+# ------------------------------------------------------------------------------------------- training step: the rest
+def _step_setup(monkeypatch: pytest.MonkeyPatch, **rl: Any) -> tuple[Any, Any, Any, Any, list]:
+    """A tiny policy and config; scores stubbed to partial rewards ((3 i) mod 5) / 4 of the i-th answer of a call;
+    every rollout recorded. Returns (the train module, cfg, model, tokenizer, rollouts)."""
+    from maxpo.lab import train as lab_train
+    from maxpo.lab.warmstart import build_policy
+
+    def fake_score(group, texts):  # noqa: ANN001, ANN202
+        partial = [((i * 3) % 5) / 4 for i in range(len(texts))]
+        return [SimpleNamespace(correct=p == 1.0, partial=p, well_formed=True) for p in partial]
+
+    rolls: list[Any] = []
+    original_sample = lab_train.sample
+
+    def recording_sample(*args: Any) -> Any:
+        rolls.append(original_sample(*args))
+        return rolls[-1]
+
+    monkeypatch.setattr(lab_train, "score_batch", fake_score)
+    monkeypatch.setattr(lab_train, "sample", recording_sample)
+    cfg = _tiny_cfg(**{"reward": "partial", "max_grad_norm": 0.0, "lr": 0.0, **rl})
+    model, tok = build_policy(cfg, torch.device("cpu"))
+    return lab_train, cfg, model, tok, rolls
+
+
+@pytest.mark.parametrize("aggregation", ["sequence", "token"])
+def test_training_step_on_one_of_two_processes(monkeypatch: pytest.MonkeyPatch, aggregation: str) -> None:
+    """Rank 0 of 2 (G = 2: it has prompt 0), with an all-reduce stubbed as 'the other process saw the same sums'
+    (x -> 2x). DDP averages gradients over the 2 processes, so the local loss is divided by G / 2 prompts
+    (sequence) or by half the global token count (token): the gradient is that of sum_i -A_i log pi(y_i) over the
+    local answers' tokens divided by 1 or by the local token count. Logged means are the local ones; tokens the
+    global count."""
+    from maxpo.lab.distributed import DistInfo
+    from maxpo.lab.loss import advantage_scale
+    from maxpo.lab.sampling import token_logprobs
+
+    lab_train, cfg, model, tok, rolls = _step_setup(monkeypatch, prompts_per_step=2, samples_per_prompt=4,
+                                                    aggregation=aggregation)
+    monkeypatch.setattr(lab_train, "all_reduce_sum", lambda x, dist: 2 * x)
+    used: list[torch.Tensor] = []
+    real_scaled = lab_train.scaled_advantages
+
+    def recording_scaled(*args: Any) -> torch.Tensor:
+        used.append(real_scaled(*args))
+        return used[-1]
+
+    monkeypatch.setattr(lab_train, "scaled_advantages", recording_scaled)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    rec = lab_train._rl_step(cfg, 1, model, model, None, opt, tok, advantage_scale("maxpo", 4, 2), False,
+                             torch.device("cpu"), DistInfo(rank=0, world=2))
+    got = _grads(model)
+    roll = rolls[0]
+    assert len(roll.answers) == 4  # one prompt's group on this process
+    partial = [0.0, 0.75, 0.25, 1.0]  # ((3 i) mod 5) / 4
+    adv = maxpo.advantages(torch.tensor([partial], dtype=torch.float64), 2).reshape(-1) * 2.0  # B/K = 2
+    mask = roll.completion_mask
+    local_tokens = float(mask.sum())
+    denom = 1.0 if aggregation == "sequence" else local_tokens
+    model.zero_grad(set_to_none=True)
+    loss = ((-adv.float()[:, None] * token_logprobs(model, roll)) * mask).sum() / denom
+    loss.backward()
+    for a, w in zip(got, _grads(model)):
+        torch.testing.assert_close(a, w, rtol=1e-4, atol=1e-6)
+    assert rec["reward"] == pytest.approx(sum(partial) / 4) and rec["partial_mean"] == pytest.approx(sum(partial) / 4)
+    assert rec["tokens"] == 2 * int(local_tokens) and rec["mean_length"] == pytest.approx(local_tokens / 4)
+    assert rec["entropy"] == pytest.approx(float(roll.entropy.double().sum()) / local_tokens, rel=1e-6)
+    assert rec["samples"] == 8 and rec["pass_rate"] == pytest.approx(1 / 4)
+    assert rec["mixed_groups"] == 1.0  # its one group has 1 correct answer of 4, and so has the other process's
+    # the RMS of the advantages the step used, their squares summed exactly (the float32 values are exact fractions)
+    exact = sum((Fraction(float(a)) ** 2 for a in used[0].reshape(-1).tolist()), Fraction(0))
+    assert rec["adv_rms"] == pytest.approx(math.sqrt(exact / 4), rel=1e-15)
+
+
+def test_training_step_times_rates_and_a_one_token_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clock stubbed to read 10, 11.5, 13, 16, 20 s at the step's five marks: sampling 1.5 s, rewards 1.5 s,
+    advantages 3 s, update 4 s, step 10 s; rates per step second. One prompt, one answer of one token, scored
+    correct with partial credit 1/4 under binary rewards: the per-token entropy is that token's entropy, the KL
+    that token's, the reward the pass rate, and the group (all correct) is not mixed."""
+    import copy
+
+    from maxpo.lab.distributed import DistInfo
+    from maxpo.lab.sampling import token_logprobs
+
+    lab_train, cfg, model, tok, rolls = _step_setup(monkeypatch, method="dr_grpo", k=1, prompts_per_step=1,
+                                                    samples_per_prompt=1, max_new_tokens=1, kl_coef=0.5,
+                                                    reward="binary")
+    ref = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    monkeypatch.setattr(lab_train, "time", SimpleNamespace(perf_counter=iter([10.0, 11.5, 13.0, 16.0, 20.0]).__next__))
+    right = SimpleNamespace(correct=True, partial=0.25, well_formed=True)
+    monkeypatch.setattr(lab_train, "score_batch", lambda group, texts: [right] * len(texts))
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    rec = lab_train._rl_step(cfg, 1, model, model, ref, opt, tok, 1.0, False, torch.device("cpu"), DistInfo())
+    assert (rec["t_sample"], rec["t_reward"], rec["t_adv"], rec["t_update"], rec["t_step"]) == (1.5, 1.5, 3.0, 4.0,
+                                                                                                   10.0)
+    assert rec["tokens"] == 1 and rec["samples"] == 1
+    assert rec["pass_rate"] == 1.0 and rec["mixed_groups"] == 0.0  # an all-correct group is not mixed
+    assert rec["reward"] == 1.0 and rec["partial_mean"] == 0.25  # binary rewards: the reward is the pass rate
+    assert rec["samples_per_s"] == 0.1 and rec["tokens_per_s"] == 0.1
+    assert rec["entropy"] == pytest.approx(float(rolls[0].entropy.double().sum()), rel=1e-6)
+    assert float(rolls[0].entropy.sum()) > 0
+    with torch.no_grad():  # the one token's k3 estimate of the KL to the reference
+        d = float((token_logprobs(ref, rolls[0]) - token_logprobs(model, rolls[0]))[rolls[0].completion_mask])
+    assert rec["kl"] == pytest.approx(math.exp(d) - d - 1, rel=1e-4) and rec["kl"] > 1e-6
+
+
+def test_training_step_updates_and_micro_batches_aggregate_what_the_loss_reports(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two updates per batch, three micro-batches, SGD with lr 5, PPO clipping, a KL term and gradient clipping
+    to a tiny norm. The model runs inside a stand-in for DistributedDataParallel that records which forward passes
+    ran under no_sync: all micro-batches but the last of each update (one gradient all-reduce per update). What
+    policy_loss returned, the pre-clipping gradient norms (computed here) and the gradients each optimizer step saw
+    are recorded; the step's log must be their averages (loss per update; KL and clip fraction per token and per
+    update; norms per update), the weights must have moved by -lr times the sum of the clipped gradients, and the
+    logged statistics must be read without autograd warnings."""
+    import contextlib
+    import copy
+    import warnings
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    from maxpo.lab.distributed import DistInfo
+    from maxpo.lab.loss import advantage_scale
+
+    lab_train, cfg, model, tok, rolls = _step_setup(monkeypatch, prompts_per_step=2, samples_per_prompt=4,
+                                                    updates_per_batch=2, micro_batch=3, clip_eps=1e-3,
+                                                    kl_coef=0.3, max_grad_norm=1e-3, lr=5.0)
+    ref = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+
+    class RecordingDDP(DistributedDataParallel):
+        def __init__(self, module: torch.nn.Module) -> None:  # no process group: only the no_sync bookkeeping
+            torch.nn.Module.__init__(self)
+            self.module = module
+            self.deferred = False
+            self.forwards: list[bool] = []
+
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            self.forwards.append(self.deferred)
+            return self.module(*args, **kwargs)
+
+        @contextlib.contextmanager
+        def no_sync(self) -> Any:
+            self.deferred = True
+            try:
+                yield
+            finally:
+                self.deferred = False
+
+    ddp = RecordingDDP(model)
+    losses: list[tuple[float, float, float, float]] = []  # (loss, kl, clip_frac, real tokens) per micro-batch
+    real_policy_loss = lab_train.policy_loss
+
+    def recording_policy_loss(logp, old, adv, mask, *args: Any) -> Any:  # noqa: ANN001
+        parts = real_policy_loss(logp, old, adv, mask, *args)
+        losses.append((float(parts.loss.detach()), parts.kl, parts.clip_frac, float(mask.sum())))
+        return parts
+
+    norms: list[float] = []
+    real_clip = lab_train.clip_gradients
+
+    def recording_clip(m: torch.nn.Module, max_norm: float) -> Any:
+        norms.append(math.sqrt(sum(float((p.grad.double() ** 2).sum()) for p in m.parameters()
+                                   if p.grad is not None)))
+        return real_clip(m, max_norm)
+
+    monkeypatch.setattr(lab_train, "policy_loss", recording_policy_loss)
+    monkeypatch.setattr(lab_train, "clip_gradients", recording_clip)
+    opt = torch.optim.SGD(model.parameters(), lr=5.0)
+    stepped: list[list[torch.Tensor]] = []
+    real_step = opt.step
+
+    def recording_step() -> None:
+        stepped.append(_grads(model))
+        real_step()
+
+    monkeypatch.setattr(opt, "step", recording_step)
+    w0 = [p.detach().clone() for p in model.parameters()]
+    always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            rec = lab_train._rl_step(cfg, 1, ddp, model, ref, opt, tok, advantage_scale("maxpo", 4, 2), False,
+                                     torch.device("cpu"), DistInfo())
+    finally:
+        torch.set_warn_always(always)
+    assert ddp.forwards == [True, True, False] * 2  # pieces [0, 3), [3, 6), [6, 8), twice
+    assert len(losses) == 6 and len(norms) == 2 and len(stepped) == 2
+    tokens = float(rolls[0].completion_mask.sum())
+    assert sum(t for *_, t in losses) == 2 * tokens
+    assert rec["loss"] == pytest.approx(sum(v[0] for v in losses) / 2, rel=1e-6)
+    assert rec["kl"] == pytest.approx(sum(v[1] * v[3] for v in losses) / tokens / 2, rel=1e-6)
+    assert rec["clip_frac"] == pytest.approx(sum(v[2] * v[3] for v in losses) / tokens / 2, rel=1e-6)
+    assert rec["clip_frac"] > 0 and rec["kl"] > 0  # the second update's ratios moved past 1 +- 0.001
+    assert rec["grad_norm"] == pytest.approx(sum(norms) / 2, rel=1e-6) and min(norms) > 1e-3
+    assert rec["grad_clipped"] == 1.0
+    for p, w, g1, g2 in zip(model.parameters(), w0, *stepped):
+        torch.testing.assert_close(p.detach(), w - 5.0 * (g1 + g2), rtol=1e-5, atol=1e-7)
+    assert any(float((p.detach() - w).abs().max()) > 0 for p, w in zip(model.parameters(), w0))
