@@ -699,8 +699,8 @@ def run_in_pytest(target: Target, only: str | None, timeout_factor: float, verbo
                      plugins=[plugin])
     if plugin.report is None:
         raise SystemExit(f"{target.name}: pytest could not collect the tests (exit code {rc})")
-    print("  (pytest's closing 'no tests ran' is expected: the tests ran in the forked children, "
-          f"{len(plugin.report['results'])} runs of the {plugin.report['tests']} selection)", flush=True)
+    print("  (pytest's closing 'no tests ran' is expected: the selection's tests ran in a forked child per mutant)",
+          flush=True)
     return plugin.report
 
 
