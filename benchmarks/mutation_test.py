@@ -125,7 +125,8 @@ class Equivalence:
 
 _DENSE = (r"estimators(?:_mixtures)?::(_Sorted\.unsort|_sort_groups|_q_sorted|_maxpo|_canonical|_pkpo_s|"
           r"_pkpo_loo|_pkpo_loo1|"
-          r"_maxpo_pairwise|_maxpo_pairwise_block|_chen_passk|_grpo|_dr_grpo|_rloo|_by_group_size|_estimate\.rho|advantages)")
+          r"_maxpo_pairwise|_maxpo_pairwise_block|_chen_passk|_grpo|_dr_grpo|_rloo|_by_group_size|_estimate\.rho|advantages|"
+          r"_grpo_passk|_maxrl)")
 
 #: Each entry was checked by reading the code; an entry that matches no survivor is reported as stale.
 EQUIVALENT: list[Equivalence] = [
