@@ -154,3 +154,73 @@ def test_mixture_weights_of_nothing_is_refused():
 def test_spanning_matrix_entries_by_hand():
     # K = 3: J_1 = (x1 + x2 + x3)/3, J_2 = (x2 + 2 x3)/3, J_3 = x3
     assert ls.spanning_matrix(3).tolist() == [[F(1, 3), F(1, 3), F(1, 3)], [0, F(1, 3), F(2, 3)], [0, 0, 1]]
+
+
+# ----------------------------------------------------------------------------- the checks can fail
+@pytest.mark.parametrize("k", [3, 4])
+@pytest.mark.parametrize("row", ["first", "last"])
+def test_spanning_proof_rejects_a_wrong_row(k, row, monkeypatch):
+    """A proof that cannot fail proves nothing: one wrong entry in the first or the last row of M
+    (still upper triangular, diagonal unchanged) must make rows_are_maxk False, and only it."""
+    right = ls.spanning_matrix
+
+    def wrong(k_max):
+        m = right(k_max).copy()
+        r = 0 if row == "first" else k_max - 1
+        m[r, k_max - 1] += F(1, 7)  # the last column: upper triangular in every row
+        return m
+
+    monkeypatch.setattr(ls, "spanning_matrix", wrong)
+    proof = ls.spanning_proof(k)
+    assert proof == {"triangular": True, "diagonal_nonzero": True, "invertible": True, "rows_are_maxk": False}
+
+
+def test_spanning_proof_rejects_a_zero_on_the_diagonal(monkeypatch):
+    # a singular triangular matrix: the diagonal check and the determinant must both see it
+    right = ls.spanning_matrix
+
+    def singular(k_max):
+        m = right(k_max).copy()
+        m[1, 1] = 0
+        return m
+
+    monkeypatch.setattr(ls, "spanning_matrix", singular)
+    proof = ls.spanning_proof(3)
+    assert proof["triangular"] and not proof["diagonal_nonzero"] and not proof["invertible"]
+    assert not proof["rows_are_maxk"]
+
+
+def test_a_norm_equal_to_a_threshold_is_not_above_it(monkeypatch):
+    # the thresholds bound the norm from above ("exceeds"): a norm equal to one is accepted silently.
+    # The min of K has the norm 2^K - 1 (inclusion-exclusion, by hand).
+    monkeypatch.setattr(ls, "MAX_WEIGHT_NORM", float(2 ** 14 - 1))
+    with pytest.warns(RuntimeWarning):  # above the warning threshold, but equal to the refusal one
+        ls.lstatistic_weights("min", 14)
+    monkeypatch.setattr(ls, "WARN_WEIGHT_NORM", float(2 ** 13 - 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ls.lstatistic_weights("min", 13)
+
+
+def test_the_precision_warning_points_at_the_caller():
+    with pytest.warns(RuntimeWarning, match="relative precision") as record:
+        ls.lstatistic_weights("min", 15)
+    assert [w.filename for w in record] == [__file__]
+
+
+def test_precision_loss_defaults_by_hand():
+    """Four groups of seed 0 (the defaults), the worst error relative to each group's largest exact
+    advantage: recomputed here with the min's weights by hand and the brute-force oracle's advantages."""
+    k, b = 5, 8
+    weights = {j: F((-1) ** (j + 1) * math.comb(k, j)) for j in range(1, k + 1)}
+    r = torch.rand(4, b, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    got = maxpo.advantages(r, {j: float(v) for j, v in weights.items()})
+    per_group = []
+    for g in range(4):
+        exact = ref.mixture_advantages([F(float(v)) for v in r[g]], weights)
+        err = max(abs(F(float(a)) - e) for a, e in zip(got[g].tolist(), exact))
+        per_group.append(float(err / max(abs(e) for e in exact)))
+    out = ls.precision_loss("min", k, b)
+    assert out["weight_norm"] == 2 ** k - 1
+    assert out["relative_error"] == pytest.approx(max(per_group), rel=1e-9, abs=0)  # errors are ~1e-14
+    assert out["relative_error"] > 0

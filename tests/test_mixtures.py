@@ -163,6 +163,25 @@ def test_maxrl_published_form_every_b_and_c():
             assert ref.advantages(r, b - 1, "maxrl") == want
 
 
+def test_maxrl_published_form_is_evaluated_directly_to_a_few_ulps():
+    """At k = B - 1 MaxRL is (r_i - rbar) / (B rbar), evaluated as written: rbar = c/B rounded once, and
+    1 - rbar amplifies that rounding by at most c/(B - c) <= B - 1, so with the subtraction, the product
+    and the division the relative error is at most (B + 3) u (u = 2^-53). The harmonic max@k mixture,
+    equal in exact arithmetic, accumulates up to ~150 u here (B = 30), so this also checks that the
+    published form, not the mixture, is what runs at k = B - 1."""
+    u = 2.0 ** -53
+    for b in range(2, 33):
+        for c in range(1, b + 1):
+            r = [1] * c + [0] * (b - c)
+            got = maxpo.advantages(torch.tensor(r, dtype=torch.float64), b - 1, "maxrl").tolist()
+            for v, a in zip(r, got):
+                want = (v - F(c, b)) / c  # (r_i - rbar) / (B rbar) with rbar = c / B, exactly
+                if want == 0:
+                    assert a == 0, (b, c)
+                else:
+                    assert abs(F(a) - want) <= (b + 3) * u * abs(want), (b, c, v, a)
+
+
 def test_maxrl_equals_harmonic_maxpo_mixture_exactly():
     for b in range(2, 8):
         for c in range(b + 1):
