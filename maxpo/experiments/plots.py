@@ -114,7 +114,7 @@ def bias_figure(result: dict[str, Any], b: int, k: int) -> go.Figure:
     return _dropdown(
         _problem_options(result), traces,
         height=560, yaxis_title="‖mean ĝ − ∇J<sub>K</sub>‖ / ‖∇J<sub>K</sub>‖",
-        xaxis=dict(tickangle=-30),
+        xaxis=dict(autotickangles=[0, 30, 60, 90]),  # plotly turns the names only as far as they need
     )
 
 
@@ -259,7 +259,7 @@ def alignment_figure(result: dict[str, Any], b: int, k: int, groups: Sequence[in
                            if m in rows else [None] * len(groups), mode="lines+markers", name=viz.method_label(m),
                            line=dict(color=viz.method_color(m))) for m in methods]
 
-    fig = _dropdown(_problem_options(result), traces, height=480, xaxis_title="G (groups averaged into one step)",
+    fig = _dropdown(_problem_options(result), traces, height=560, xaxis_title="G (groups averaged into one step)",
                     yaxis_title="E[ḡ<sub>G</sub>]·∇J<sub>K</sub> / (‖∇J<sub>K</sub>‖ √E‖ḡ<sub>G</sub>‖²)")
     fig.update_xaxes(type="log")
     fig.update_yaxes(range=[-1.02, 1.02])
