@@ -241,14 +241,37 @@ _LAYOUT_JS = """() => {
       }
     }
   });
-  const plots = [], titles = [], covered = [], ticks = [];
+  // the four corners of an SVG element's own box, in page pixels (rotation and all transforms applied)
+  const corners = (e) => {
+    const b = e.getBBox(), m = e.getScreenCTM();
+    return [[b.x, b.y], [b.x + b.width, b.y], [b.x + b.width, b.y + b.height], [b.x, b.y + b.height]]
+      .map(([x, y]) => [m.a * x + m.c * y + m.e, m.b * x + m.d * y + m.f]);
+  };
+  // two convex quadrilaterals overlap by more than tol px along every separating axis (their edge normals)
+  const intersect = (p, q, tol) => {
+    for (const poly of [p, q]) {
+      for (let i = 0; i < 4; i++) {
+        const [x1, y1] = poly[i], [x2, y2] = poly[(i + 1) % 4];
+        const len = Math.hypot(x2 - x1, y2 - y1);
+        if (len < 1e-9) continue;
+        const nx = (y1 - y2) / len, ny = (x2 - x1) / len;
+        const proj = (pts) => pts.map(([x, y]) => x * nx + y * ny);
+        const a = proj(p), b = proj(q);
+        if (Math.min(Math.max(...a), Math.max(...b)) - Math.max(Math.min(...a), Math.min(...b)) <= tol) return false;
+      }
+    }
+    return true;
+  };
+  const plots = [], titles = [], covered = [], ticks = [], bars = [];
   document.querySelectorAll('.js-plotly-plot').forEach((gd, n) => {
     const fl = gd._fullLayout;
     if (!fl) return;
     const name = (gd.closest('figure, .cell') || gd).id || ('plot ' + (n + 1));
-    const w = fl._size.w, total = fl.width;
+    const w = fl._size.w, total = fl.width, h = fl._size.h, totalH = fl.height;
     if (w < 0.45 * total || w < 150)
-      plots.push(name + ': plot area ' + Math.round(w) + ' of ' + Math.round(total) + ' px');
+      plots.push(name + ': plot area ' + Math.round(w) + ' of ' + Math.round(total) + ' px wide');
+    if (h < 0.4 * totalH || h < 150)
+      plots.push(name + ': plot area ' + Math.round(h) + ' of ' + Math.round(totalH) + ' px high');
     for (const key of Object.keys(fl)) {
       const m = /^([xy])axis(\\d*)$/.exec(key);
       if (!m) continue;
@@ -258,18 +281,36 @@ _LAYOUT_JS = """() => {
       if (ax.type === 'log' && typeof ax.dtick === 'string' && ax.dtick.startsWith('D'))
         ticks.push(name + ' ' + key + ': the log axis labels its minor ticks (dtick ' + ax.dtick + ')');
       const boxes = Array.from(gd.querySelectorAll('g.' + m[1] + m[2] + 'tick text'))
-        .map(e => ({r: e.getBoundingClientRect(), t: e.textContent})).filter(b => b.r.width > 0);
+        .filter(e => e.getBoundingClientRect().width > 0 && (e.textContent || '').trim())
+        .map(e => ({c: corners(e), t: e.textContent}));
       overlap: for (let i = 0; i < boxes.length; i++) {
         for (let j = i + 1; j < boxes.length; j++) {
-          const a = boxes[i].r, b = boxes[j].r;
-          if (Math.min(a.right, b.right) - Math.max(a.left, b.left) > 1 &&
-              Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 1) {
+          if (intersect(boxes[i].c, boxes[j].c, 1)) {
             ticks.push(name + ' ' + key + ': tick labels "' + boxes[i].t + '" and "' + boxes[j].t + '" overlap');
             break overlap;
           }
         }
       }
     }
+    // a bar that reaches past its plot area is cut there (plotly clips it at the axis range)
+    gd.querySelectorAll('.cartesianlayer g.subplot').forEach(sp => {
+      const id = Array.from(sp.classList).find(c => /^x\\d*y\\d*$/.test(c));
+      const drag = id && gd.querySelector('.draglayer g.' + id + ' rect.nsewdrag');
+      if (!drag) return;
+      const area = drag.getBoundingClientRect();
+      const xa = fl[id.replace(/y.*/, '').replace('x', 'xaxis')], ya = fl['yaxis' + id.replace(/^x\\d*y/, '')];
+      sp.querySelectorAll('g.trace.bars g.point path').forEach(p => {
+        const r = p.getBoundingClientRect();
+        if (r.width === 0 && r.height === 0) return;
+        const cut = [];
+        if (r.top < area.top - 1) cut.push('top');
+        if (r.right > area.right + 1) cut.push('right');
+        if (r.bottom > area.bottom + 1 && !(ya && ya.type === 'log')) cut.push('bottom');
+        if (r.left < area.left - 1 && !(xa && xa.type === 'log')) cut.push('left');
+        if (cut.length) bars.push(name + ': a bar (' + (p.closest('g.trace').__data__?.[0]?.trace?.name || '') +
+                                  ') is cut at the ' + cut.join(' and ') + ' of the plot area');
+      });
+    });
     gd.querySelectorAll('.legendtext, .gtitle, .xtitle, .ytitle, [class^="x"][class$="title"], ' +
                         '[class^="y"][class$="title"], .annotation-text, .cbtitle text').forEach(e => {
       const t = (e.textContent || '').trim();
@@ -286,6 +327,7 @@ _LAYOUT_JS = """() => {
     }
   });
   return {overflow, clipped, plots, titles, covered, sideways, raw: Array.from(new Set(raw)), outputs, ticks,
+          bars: Array.from(new Set(bars)),
           column: colBox.width};
 }"""
 
@@ -320,7 +362,7 @@ def test_page_layout_fits(browser, book_server, docname: str, width: int) -> Non
     """At 1280 px nothing is wider than the text column; at 390 px nothing is clipped.
 
     Also at both widths: every plot keeps at least 45% of its figure's width (and
-    150 px) for the plot area, no axis title shows a raw ``_``, and no dropdown
+    150 px) and 40% of its height (and 150 px) for the plot area, no axis title shows a raw ``_``, and no dropdown
     menu sits on top of a legend. A wide table or equation inside a horizontal
     scroll container is fine on the phone. Also at both widths:
 
@@ -329,12 +371,16 @@ def test_page_layout_fits(browser, book_server, docname: str, width: int) -> Non
       figure's title, axis titles, legend or annotations;
     * no printed output is cut (a fixed-height scroll box, a line that needs a
       sideways scroll) or split into several boxes;
+    * no two tick labels of one axis overlap (their drawn boxes, rotation included,
+      intersect by more than 1 px: turned labels whose boxes only cross as
+      axis-aligned rectangles do not count), and no log axis labels its minor
+      ticks (plotly's ``D1``/``D2`` ticks: "2, 100, 9…2");
+    * no bar reaches past its plot area (plotly cuts it at the axis range).
     """
     got = _layout(browser, f"{book_server}/{docname}.html", width)
     problems = (got["plots"] + got["titles"] + got["covered"] + got["clipped"] + got["sideways"] + got["raw"]
-                + got["outputs"])
-    # got["ticks"] (overlapping tick labels, minor log labels) is not asserted yet: several
-    # figures still fail it, and the tilted-label case needs a rotation-aware overlap test.
+                + got["outputs"] + got["ticks"] + got["bars"])
     if width >= 1000:
         problems += got["overflow"]
     assert not problems, f"{docname} at {width} px (text column {got['column']:.0f} px):\n" + "\n".join(problems)
+

@@ -1,6 +1,7 @@
 """Where maxpo.figures.viz puts legends and menus, so that neither squeezes the plot nor hides the other."""
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
@@ -79,3 +80,20 @@ def test_log_axes_get_round_labels_that_do_not_crowd() -> None:
     assert "tickvals" not in layout["yaxis3"]  # nine decades: plotly labels whole decades itself
     fig.update_yaxes(tickvals=[0.01, 1], selector=dict(type="log"))
     assert viz.readable_figure(fig)["layout"]["yaxis"]["tickvals"] == [0.01, 1]  # the caller's ticks win
+
+
+def test_log_labels_read_numpy_data_and_follow_each_menu_state() -> None:
+    # plotly >= 6 keeps a numpy array as a typed array ({"dtype", "bdata"}) in fig.to_dict()
+    fig = viz.new_figure()
+    fig.add_trace(go.Scatter(x=np.array([1.0, 2.0]), y=np.array([15.0, 212.0])))
+    fig.update_yaxes(type="log")
+    # 15 .. 212: 100 alone, then 30 and 100, then 1, 2, 5 times 10^k inside
+    assert viz.readable_figure(fig)["layout"]["yaxis"]["tickvals"] == [20.0, 50.0, 100.0, 200.0]
+
+    data = {"wide": [0.001, 10.0], "narrow": [2.0, 8.0], "huge": [1e-16, 1.0]}
+    menu = viz.dropdown_figure({k: k for k in data}, lambda k: [go.Scatter(x=[1, 2], y=data[k])], yaxis_type="log")
+    d = viz.readable_figure(menu)
+    assert d["layout"]["yaxis"]["tickvals"] == [0.001, 0.01, 0.1, 1.0, 10.0]  # the first state's data
+    buttons = d["layout"]["updatemenus"][0]["buttons"]
+    ticks = [b["args"][1]["yaxis.tickvals"] for b in buttons]
+    assert ticks == [[0.001, 0.01, 0.1, 1.0, 10.0], [2.0, 3.0, 5.0, 7.0], None]  # 16 decades: plotly's own

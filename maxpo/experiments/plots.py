@@ -7,6 +7,7 @@ kernel. Confidence bands are drawn as filled traces.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -114,7 +115,7 @@ def bias_figure(result: dict[str, Any], b: int, k: int) -> go.Figure:
     return _dropdown(
         _problem_options(result), traces,
         height=560, yaxis_title="‖mean ĝ − ∇J<sub>K</sub>‖ / ‖∇J<sub>K</sub>‖",
-        xaxis=dict(tickangle=-30),
+        xaxis=dict(autotickangles=[0, 30, 60, 90]),  # plotly turns the names only as far as they need
     )
 
 
@@ -259,7 +260,7 @@ def alignment_figure(result: dict[str, Any], b: int, k: int, groups: Sequence[in
                            if m in rows else [None] * len(groups), mode="lines+markers", name=viz.method_label(m),
                            line=dict(color=viz.method_color(m))) for m in methods]
 
-    fig = _dropdown(_problem_options(result), traces, height=480, xaxis_title="G (groups averaged into one step)",
+    fig = _dropdown(_problem_options(result), traces, height=560, xaxis_title="G (groups averaged into one step)",
                     yaxis_title="E[ḡ<sub>G</sub>]·∇J<sub>K</sub> / (‖∇J<sub>K</sub>‖ √E‖ḡ<sub>G</sub>‖²)")
     fig.update_xaxes(type="log")
     fig.update_yaxes(range=[-1.02, 1.02])
@@ -377,7 +378,8 @@ def occupancy_figure(mz: Any, policies: dict[str, Any]) -> go.Figure:
     from plotly.subplots import make_subplots
 
     rows, cols = len(mz.rows), len(mz.rows[0])
-    fig = make_subplots(rows=1, cols=len(policies), subplot_titles=list(policies), horizontal_spacing=0.03)
+    # one maze per row: side by side, three wide mazes shrank to thumbnails (and to slivers on a phone)
+    fig = make_subplots(rows=len(policies), cols=1, subplot_titles=list(policies), vertical_spacing=0.08)
     labels = {mz.start: "S", **{c: g for c, g in zip(mz.goal_cells, mz.goals)}}
     occupancies = [mz.occupancy(logits.unsqueeze(0))[0].tolist() for logits in policies.values()]
     zmax = max(max(occ) for occ in occupancies)  # one colour scale for every panel
@@ -389,9 +391,10 @@ def occupancy_figure(mz: Any, policies: dict[str, Any]) -> go.Figure:
             text[r][c] = labels.get(n, "")
         fig.add_trace(go.Heatmap(z=z, text=text, texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=zmax,
                                  showscale=j == len(policies), xgap=1, ygap=1,
-                                 hovertemplate="expected steps here: %{z:.2f}<extra></extra>"), row=1, col=j)
-        fig.update_xaxes(visible=False, constrain="domain", row=1, col=j)
+                                 hovertemplate="expected steps here: %{z:.2f}<extra></extra>"), row=j, col=1)
+        fig.update_xaxes(visible=False, constrain="domain", row=j, col=1)
         fig.update_yaxes(visible=False, autorange="reversed", scaleanchor=f"x{j if j > 1 else ''}",
-                         constrain="domain", row=1, col=j)
-    fig.update_layout(height=230, margin=dict(t=30, b=5, l=5, r=5), plot_bgcolor="#555")
+                         constrain="domain", row=j, col=1)
+    panel = math.ceil(560 * rows / cols) + 40  # a maze at about the text column's width, and its title
+    fig.update_layout(height=len(policies) * panel, margin=dict(t=30, b=5, l=5, r=5), plot_bgcolor="#555")
     return fig

@@ -88,7 +88,8 @@ def variance_figure(summary: Mapping[str, Mapping[str, float]]) -> go.Figure:
     labels = [viz.method_label(n) for n in names]
     fig.add_trace(go.Bar(x=labels, y=[summary[n]["variance"] for n in names], marker_color=colors), row=1, col=1)
     fig.add_trace(go.Bar(x=labels, y=[summary[n]["offset"] for n in names], marker_color=colors), row=1, col=2)
-    fig.update_layout(showlegend=False)
+    # the method names under the bars turn on a phone and need room below: a taller figure keeps the bars' share
+    fig.update_layout(showlegend=False, height=480)
     return fig
 
 

@@ -46,6 +46,9 @@ LINEAR_TOLERANCE = 1e-9
 _NOTE = ("<p class='mx-note'><small>Computed in advance by the <code>maxpo</code> package for the values the "
          "controls offer, and drawn in your browser: no server needed. To type any value, run this chapter "
          "live (<code>make lab</code>).</small></p>")
+_LINEAR_NOTE = ("<p class='mx-note'><small>Computed in your browser from matrices the <code>maxpo</code> package "
+                "worked out in advance: no server needed. To type any rewards, or to try the methods not offered "
+                "here, run this chapter live (<code>make lab</code>).</small></p>")
 
 _STYLE = """<style>
 .mx-explorer{margin:0.5em 0 1em 0}
@@ -265,7 +268,7 @@ def linear_html(rewards: Sequence[float], k: int, method: str, step: float = 0.0
             f"<label>K <input type='range' min='1' max='{b}' step='1' value='{k}' data-mx-k='1'>"
             f"<output>{k}</output></label><label>method <select data-mx-m='1'>{options}</select></label></div>"
             "<div class='mx-caption'></div>"
-            f"<div class='mx-plot plotly-graph-div' style='height:{figures.HEIGHT}px;width:100%'></div>" + _NOTE)
+            f"<div class='mx-plot plotly-graph-div' style='height:{figures.HEIGHT}px;width:100%'></div>" + _LINEAR_NOTE)
     data = {"grid": grid, "methods": methods, "weights": weights, "layout": layout,
             "config": dict(viz.PLOTLY_CONFIG)}
     return _wrap(body, data, _LINEAR_JS)

@@ -35,6 +35,7 @@ does it again explicitly):
 """
 from __future__ import annotations
 
+import base64
 import copy
 import html
 import json
@@ -231,6 +232,15 @@ def _typeset(node: Any, key: str | None = None) -> Any:
 
 
 def _positive_values(values: Any) -> np.ndarray:
+    """The finite positive numbers of a trace's ``x`` or ``y``: a list, an array, or plotly's typed array.
+
+    Plotly >= 6 stores a numpy array in ``fig.to_dict()`` as ``{"dtype": "f8", "bdata": <base64>}``.
+    """
+    if isinstance(values, Mapping) and "bdata" in values and "dtype" in values:
+        try:
+            values = np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(str(values["dtype"])))
+        except (TypeError, ValueError):
+            return np.empty(0)
     try:
         arr = np.asarray(values, dtype=float).ravel()
     except (TypeError, ValueError):
@@ -238,22 +248,33 @@ def _positive_values(values: Any) -> np.ndarray:
     return arr[np.isfinite(arr) & (arr > 0)]
 
 
-def _axis_values(fig_dict: Mapping[str, Any], axis_key: str) -> np.ndarray:
-    """The positive data on layout axis ``axis_key`` (``xaxis``, ``yaxis2``, ...), every control step included."""
+def _axis_values(fig_dict: Mapping[str, Any], axis_key: str) -> tuple[np.ndarray, list[tuple[dict, np.ndarray]]]:
+    """The positive data on layout axis ``axis_key`` (``xaxis``, ``yaxis2``, ...): the figure's own traces', and
+    each control step's that replaces them, as ``(values, [(step, values), ...])``."""
     letter, ref = axis_key[0], axis_key[0] + axis_key[5:]
     data = fig_dict.get("data") or []
     on_axis = [i for i, t in enumerate(data) if (t.get(f"{letter}axis") or letter) == ref]
     found = [_positive_values(data[i].get(letter)) for i in on_axis if data[i].get(letter) is not None]
+    own = np.concatenate(found) if found else np.empty(0)
     layout = fig_dict.get("layout") or {}
+    steps: list[tuple[dict, np.ndarray]] = []
     for control in list(layout.get("sliders") or []) + list(layout.get("updatemenus") or []):
         for step in control.get("steps") or control.get("buttons") or []:
             args = step.get("args") or []
             update = args[0] if args and isinstance(args[0], Mapping) else {}
             per_trace = update.get(letter)
             if isinstance(per_trace, list):
-                found += [_positive_values(per_trace[i]) for i in on_axis if i < len(per_trace)
-                          and per_trace[i] is not None]
-    return np.concatenate(found) if found else np.empty(0)
+                vals = [_positive_values(per_trace[i]) for i in on_axis if i < len(per_trace)
+                        and per_trace[i] is not None]
+                steps.append((step, np.concatenate(vals) if vals else np.empty(0)))
+    return own, steps
+
+
+def _log_ticks_for(values: np.ndarray) -> list[float] | None:
+    """Round labels for a log axis showing ``values`` (:func:`_log_tickvals`), or ``None`` to leave plotly's."""
+    if values.size == 0 or math.log10(values.max() / values.min()) > 5:
+        return None
+    return _log_tickvals(float(values.min()), float(values.max()))
 
 
 #: Mantissas tried, in order, for the labels of a log axis spanning less than a few decades.
@@ -281,7 +302,8 @@ def readable_figure(fig: go.Figure | Mapping[str, Any]) -> dict[str, Any]:
       they give three labels, else 1 and 3, else 1, 2 and 5 times them, ... (with
       minor ticks between). plotly's default labels every 2 and 5 (or every
       digit) in a small font there, which overlap into "2, 100, 9…2". Over more
-      decades plotly already labels whole decades.
+      decades plotly already labels whole decades. A slider step or menu button
+      that replaces the data (method ``update``) sets the labels for its own data.
     """
     fig_dict = copy.deepcopy(dict(fig) if isinstance(fig, Mapping) else fig.to_dict())
     data = fig_dict.get("data") or []
@@ -291,15 +313,22 @@ def readable_figure(fig: go.Figure | Mapping[str, Any]) -> dict[str, Any]:
             continue
         if axis.get("type") != "log" or any(axis.get(k) is not None for k in ("dtick", "tickvals")):
             continue
-        values = _axis_values(fig_dict, key)
-        if values.size == 0 or math.log10(values.max() / values.min()) > 5:
+        own, steps = _axis_values(fig_dict, key)
+        tickvals = _log_ticks_for(own)
+        # a control that replaces the data gets the labels of its own data (plotly re-ranges the axis then)
+        step_ticks = [(step, _log_ticks_for(vals)) for step, vals in steps if step.get("method") == "update"]
+        if tickvals is None and not any(t for _, t in step_ticks):
             continue
-        tickvals = _log_tickvals(float(values.min()), float(values.max()))
+        axis = dict(axis)
         if tickvals is not None:
-            axis = dict(axis)
             axis["tickvals"] = tickvals
-            axis.setdefault("minor", dict(ticks="outside", ticklen=3, showgrid=False))
-            layout[key] = axis
+        axis.setdefault("minor", dict(ticks="outside", ticklen=3, showgrid=False))
+        layout[key] = axis
+        for step, ticks in step_ticks:
+            args = list(step.get("args") or [{}])
+            args += [{}] * (2 - len(args))
+            args[1] = {**(args[1] or {}), f"{key}.tickvals": ticks}
+            step["args"] = args
     fig_dict["layout"] = _typeset(layout)
     fig_dict["data"] = [_typeset(t) for t in data]
     return fig_dict
