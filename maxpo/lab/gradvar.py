@@ -82,10 +82,13 @@ from maxpo.lab.task import sample_puzzles, score_batch
 from maxpo.lab.tokenizer import LabTokenizer
 
 __all__ = ["gradient_variance", "gradient_study", "PromptMoments", "family_summary", "bootstrap_prompts",
-           "per_sample_scores", "adaptive_lambdas", "adaptive_trace_variance", "OFFSET_TO_NOISE_CUT"]
+           "per_sample_scores", "adaptive_lambdas", "adaptive_trace_variance", "OFFSET_TO_NOISE_CUT",
+           "BOOTSTRAP_LEVEL"]
 
 #: the offset-to-noise ratio above which the bandit chapters' rule says MaxPO wins (counted per prompt)
 OFFSET_TO_NOISE_CUT = 1.5
+#: the coverage of every bootstrap interval (two-sided, percentile)
+BOOTSTRAP_LEVEL = 0.95
 
 
 def _flat_grad(model: nn.Module) -> torch.Tensor:
@@ -247,7 +250,7 @@ def adaptive_trace_variance(hh: np.ndarray, he: np.ndarray, ee: np.ndarray, lam:
 
 
 def bootstrap_prompts(stat: Callable[[np.ndarray], dict[str, float]], n_prompts: int, n_boot: int = 4000,
-                      level: float = 0.95, seed: int = 0) -> dict[str, dict[str, float]]:
+                      level: float = BOOTSTRAP_LEVEL, seed: int = 0) -> dict[str, dict[str, float]]:
     """Percentile-bootstrap intervals over prompts for every value that ``stat`` returns.
 
     ``stat(w)`` receives per-prompt multiplicities ``w`` (all ones for the estimate
@@ -409,6 +412,7 @@ def gradient_study(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, methods:
                      "curve": {"lambda": lam.tolist(), "var_over_var1": ((v0 - 2 * lam * v1 + lam**2 * v2)
                                                                           / (v0 - 2 * v1 + v2)).tolist()}}
     out["adaptive"] = adaptive
+    out["bootstrap"] = {"level": BOOTSTRAP_LEVEL, "resamples": n_boot, "over": "prompts"}
     delta = dbar.mean(0)
     sd_dbar = dbar.std(0, ddof=1)
     c_star = cov_hs / var_s
@@ -444,7 +448,7 @@ def gradient_study(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, methods:
     out["answers"] = answers
     # the best shift against the offset, over prompts where the offset is estimated away from zero
     informative = [p for p in range(prompts) if delta[p] > 0 and var_s[p] > 0]
-    out["shift"] = {"prompts": len(informative),
+    out["shift"] = {"prompts": len(informative), "offset_to_noise_cut": OFFSET_TO_NOISE_CUT,
                     "c_star_over_delta_median": float(np.median([c_star[p] / delta[p] for p in informative]))
                     if informative else None,
                     "offset_to_noise_above_1_5": int(sum(delta[p] / sd_dbar[p] > OFFSET_TO_NOISE_CUT
