@@ -97,6 +97,8 @@ def main() -> None:
                             "wall_seconds": time.perf_counter() - t1, "cpu_seconds": time.process_time() - c1})
             print(f"{name} seed {seed}: lambda* {res['family']['lambda_star']['value']:.3f} "
                   f"var0/var1 {res['family']['var0_over_var1']['value']:.3f} "
+                  f"adaptive/var1 {res['adaptive']['var_adaptive_over_var1']['value']:.3f} "
+                  f"lambda_hat {res['adaptive']['lambda_hat_final']['value']:.3f} "
                   f"({time.perf_counter() - t1:.0f} s)", flush=True)
             write(False)
     write(True)

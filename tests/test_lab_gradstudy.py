@@ -6,13 +6,23 @@ training loss over the whole batch (for the per-answer score functions).
 """
 from __future__ import annotations
 
+import itertools
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from maxpo.lab.gradvar import PromptMoments, bootstrap_prompts, family_summary, per_sample_scores
+from maxpo.family import RunningLambda
+from maxpo.lab.gradvar import (
+    PromptMoments,
+    adaptive_lambdas,
+    adaptive_trace_variance,
+    bootstrap_prompts,
+    family_summary,
+    per_sample_scores,
+)
 from maxpo.lab.loss import advantage_scale, policy_loss, scaled_advantages
 from maxpo.lab.model import GPT, GPTConfig
 from maxpo.lab.sampling import teacher_rollout, token_logprobs
@@ -526,3 +536,100 @@ def test_gradient_study_where_no_answer_is_correct(monkeypatch: pytest.MonkeyPat
     assert (ans["n_correct"], ans["n_wrong"], ans["prompts_with_both"]) == (0, 12, 0)
     assert ans["length_correct"] is None and ans["length_wrong"] == pytest.approx(25 / 12)
     assert all(row["length_correct"] is None and row["correct_share"] == 0.0 for row in out["per_prompt"])
+
+
+def _grams(h: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(P, R, R) Gram matrices over repeats of prescribed (P, R, d) series h and e."""
+    return (np.einsum("prd,psd->prs", h, h), np.einsum("prd,psd->prs", h, e), np.einsum("prd,psd->prs", e, e))
+
+
+def test_adaptive_lambdas_by_hand() -> None:
+    # column sums over the two prompts: cross (4, 1, 4), sq (4, 4, 2)
+    cross = np.array([[1.0, 2.0, 0.0], [3.0, -1.0, 4.0]])
+    sq = np.array([[2.0, 1.0, 1.0], [2.0, 3.0, 1.0]])
+    # before repeat 0: the initial 1; then 4/4, (4+1)/(4+4), (4+1+4)/(4+4+2)
+    assert adaptive_lambdas(cross, sq) == pytest.approx([1.0, 1.0, 5 / 8, 9 / 10], abs=1e-15)
+    # weights (2, 0): cross (2, 4, 0), sq (4, 2, 2): 2/4, 6/6, 6/8
+    assert adaptive_lambdas(cross, sq, np.array([2.0, 0.0])) == pytest.approx([1.0, 0.5, 1.0, 0.75], abs=1e-15)
+    # no information in the first repeat (e = 0 there): the initial value stays one more repeat
+    assert adaptive_lambdas(np.array([[0.0, 3.0]]), np.array([[0.0, 4.0]]), initial=0.25) == pytest.approx(
+        [0.25, 0.25, 0.75])
+    with pytest.raises(ValueError, match="prompts, repeats"):
+        adaptive_lambdas(cross, sq[:, :2])
+
+
+def test_adaptive_lambdas_are_running_lambdas_before_each_batch() -> None:
+    rng = np.random.default_rng(5)
+    p, r, d = 3, 6, 4
+    h, h_max = rng.normal(size=(p, r, d)), rng.normal(size=(p, r, d))
+    e = h - h_max
+    run = RunningLambda()
+    want = []
+    for i in range(r):
+        want.append(run.lam)
+        run.update_gradients(h[:, i], h_max[:, i])
+    want.append(run.lam)
+    got = adaptive_lambdas(np.einsum("prd,prd->pr", h, e), np.einsum("prd,prd->pr", e, e))
+    assert got == pytest.approx(want, rel=1e-12)
+
+
+def test_adaptive_trace_variance_by_hand() -> None:
+    # prompt 0: h = (1,0), (0,2), (1,1); e = (1,1), (0,1), (2,0); lambda = (1, 2, 1/2)
+    #   a = (0,-1), (0,0), (0,1): mean 0, sum of squares 2, over R - 1 = 2: 1
+    # prompt 1: h = (2,0), 0, 0; e = 0: a = h, mean (2/3, 0),
+    #   sum of squares (4/3)^2 + (2/3)^2 + (2/3)^2 = 24/9, over 2: 4/3
+    h = np.array([[[1.0, 0], [0, 2], [1, 1]], [[2, 0], [0, 0], [0, 0]]])
+    e = np.array([[[1.0, 1], [0, 1], [2, 0]], [[0, 0], [0, 0], [0, 0]]])
+    got = adaptive_trace_variance(*_grams(h, e), np.array([1.0, 2.0, 0.5]))
+    assert got == pytest.approx([1.0, 4 / 3], rel=1e-14)
+    with pytest.raises(ValueError, match="at least 2"):
+        adaptive_trace_variance(*_grams(h[:, :1], e[:, :1]), np.array([1.0]))
+
+
+def test_adaptive_trace_variance_at_a_constant_lambda_is_the_family_parabola() -> None:
+    rng = np.random.default_rng(6)
+    p, r, d = 2, 9, 5
+    h, e = rng.normal(size=(p, r, d)), rng.normal(size=(p, r, d)) * 0.5
+    mom = PromptMoments([("h", "h"), ("h", "e"), ("e", "e")])
+    for i in range(r):
+        mom.add({"h": torch.from_numpy(h[:, i]), "e": torch.from_numpy(e[:, i])})
+    v0, v1, v2 = mom.trace_cov("h", "h"), mom.trace_cov("h", "e"), mom.trace_cov("e", "e")
+    for lam in (-0.5, 0.0, 0.3, 1.0, 2.0):
+        got = adaptive_trace_variance(*_grams(h, e), np.full(r, lam))
+        assert got == pytest.approx(v0 - 2 * lam * v1 + lam**2 * v2, rel=1e-10)
+
+
+def test_adaptive_variance_is_unbiased_for_the_mean_variance_of_its_steps() -> None:
+    """Exact enumeration: one prompt, scalar gradients, R = 3 batches, (h, e) drawn from three equally likely pairs.
+
+    E e = 0 (as for the family's e), E h = 1, Var h = 2/3, Var e = 2/3, Cov(h, e) = -1/3, so
+    Var(h - l e) = 2/3 + 2 l / 3 + 2 l^2 / 3. Lambda of batch r is the running ratio of sum(h e) over
+    sum(e^2) of the batches before it (1 while that is empty or e = 0). The code's estimate, averaged over
+    all 27 equally likely sequences, must equal the average over r of Var(h - lambda_r e), computed here
+    with fractions; the same estimate with an in-sample lambda (batches up to and including r) must not.
+    """
+    outcomes = [(Fraction(1), Fraction(1)), (Fraction(2), Fraction(-1)), (Fraction(0), Fraction(0))]
+    r = 3
+
+    def var(lam: Fraction) -> Fraction:
+        return Fraction(2, 3) + 2 * lam / 3 + 2 * lam**2 / 3
+
+    def running(seq: tuple[tuple[Fraction, Fraction], ...], upto: int) -> Fraction:
+        num = sum((h * e for h, e in seq[:upto]), Fraction(0))
+        den = sum((e * e for _, e in seq[:upto]), Fraction(0))
+        return num / den if den else Fraction(1)
+
+    want = Fraction(0)
+    got = 0.0
+    got_in_sample = 0.0
+    for seq in itertools.product(outcomes, repeat=r):
+        lams = [running(seq, i) for i in range(r)]
+        want += sum((var(x) for x in lams), Fraction(0)) / r / 3**r
+        h = np.array([[[float(x)] for x, _ in seq]])
+        e = np.array([[[float(y)] for _, y in seq]])
+        lam_code = adaptive_lambdas(h[..., 0] * e[..., 0], e[..., 0] ** 2)
+        assert lam_code[:-1] == pytest.approx([float(x) for x in lams], abs=1e-15)
+        got += float(adaptive_trace_variance(*_grams(h, e), lam_code[:-1])[0]) / 3**r
+        got_in_sample += float(adaptive_trace_variance(*_grams(h, e), lam_code[1:])[0]) / 3**r
+    assert got == pytest.approx(float(want), rel=1e-12)
+    assert abs(got_in_sample - float(want)) > 1e-3

@@ -45,7 +45,23 @@ come from a bootstrap over prompts, paired across estimators (:func:`bootstrap_p
   the group's mean loo-1 advantage (unbiased: MaxPO's advantages sum to zero and
   :math:`E[A_{\text{loo-1},i}] = \delta`);
 * per answer, correct against wrong: the score norm :math:`\|S_i\|`, the answer
-  length (tokens, EOS included) and the sequence log-probability.
+  length (tokens, EOS included) and the sequence log-probability;
+* the **adaptive choice of** :math:`\lambda`, out of sample: the R repeats are taken
+  in order as R successive batches, and repeat r uses
+  :math:`\hat\lambda_r = \sum_{s<r}\sum_p \langle h^{\text{loo-1}}_{ps}, e_{ps}\rangle
+  / \sum_{s<r}\sum_p \|e_{ps}\|^2` (:class:`maxpo.family.RunningLambda`, decay 1; repeat 0
+  uses :math:`\lambda = 1`, MaxPO). :math:`\hat\lambda_r` depends on earlier repeats only, so
+  given it :math:`a_{pr} = h^{\text{loo-1}}_{pr} - \hat\lambda_r e_{pr}` has the mean of every
+  family member, and the centred :math:`a_{pr}` are uncorrelated across r (a martingale
+  difference sequence) and across prompts. The usual
+  :math:`\frac1{R-1}\sum_r \|a_{pr} - \bar a_p\|^2` is then unbiased for
+  :math:`\frac1R\sum_r E\,\operatorname{tr}\operatorname{Var}(a_{pr} \mid \hat\lambda_r)`,
+  the adaptive gradient's variance averaged over the R steps
+  (:func:`adaptive_trace_variance`); in expectation it is at least
+  :math:`V(\lambda^*)`. The bootstrap over prompts recomputes the whole
+  :math:`\hat\lambda` sequence in each resample (:func:`adaptive_lambdas`), from
+  per-prompt Gram matrices over repeats, so the interval includes the noise of the
+  choice of λ, paired with the family's intervals.
 """
 from __future__ import annotations
 
@@ -56,7 +72,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from maxpo.family import VarianceQuadratic
+from maxpo.family import RunningLambda, VarianceQuadratic
 from maxpo.lab.config import LabConfig
 from maxpo.lab.evaluate import encode_prompt
 from maxpo.lab.loss import advantage_scale, policy_loss, scaled_advantages
@@ -66,7 +82,13 @@ from maxpo.lab.task import sample_puzzles, score_batch
 from maxpo.lab.tokenizer import LabTokenizer
 
 __all__ = ["gradient_variance", "gradient_study", "PromptMoments", "family_summary", "bootstrap_prompts",
-           "per_sample_scores"]
+           "per_sample_scores", "adaptive_lambdas", "adaptive_trace_variance", "OFFSET_TO_NOISE_CUT",
+           "BOOTSTRAP_LEVEL"]
+
+#: the offset-to-noise ratio above which the bandit chapters' rule says MaxPO wins (counted per prompt)
+OFFSET_TO_NOISE_CUT = 1.5
+#: the coverage of every bootstrap interval (two-sided, percentile)
+BOOTSTRAP_LEVEL = 0.95
 
 
 def _flat_grad(model: nn.Module) -> torch.Tensor:
@@ -183,8 +205,52 @@ def family_summary(v0: float, v1: float, v2: float) -> dict[str, float]:
             "var0_over_var1": float(q.at(0.0)) / var1}
 
 
+def adaptive_lambdas(cross: np.ndarray, sq: np.ndarray, w: np.ndarray | None = None,
+                     initial: float = 1.0) -> np.ndarray:
+    r"""The out-of-sample λ of each repeat, taken as successive batches: ``R + 1`` values.
+
+    ``cross[p, r]`` :math:`= \langle h_{pr}, e_{pr}\rangle` and ``sq[p, r]`` :math:`= \|e_{pr}\|^2`
+    (prompt p, repeat r; :math:`h` loo-1's gradient, :math:`e = h - h^{\text{MaxPO}}`), ``w`` per-prompt
+    weights (a bootstrap resample's counts; ones by default). Value r is
+    :math:`\sum_{s<r} w\cdot\text{cross}_{:,s} / \sum_{s<r} w\cdot\text{sq}_{:,s}`, or ``initial``
+    while that denominator is 0: the λ that :class:`maxpo.family.RunningLambda` (decay 1)
+    holds before batch r. The last value uses all R repeats.
+    """
+    cross, sq = np.asarray(cross, dtype=np.float64), np.asarray(sq, dtype=np.float64)
+    if cross.ndim != 2 or cross.shape != sq.shape:
+        raise ValueError(f"cross and sq must both be (prompts, repeats), got {cross.shape} and {sq.shape}")
+    weights = np.ones(cross.shape[0]) if w is None else np.asarray(w, dtype=np.float64)
+    num = np.concatenate([[0.0], np.cumsum(weights @ cross)])
+    den = np.concatenate([[0.0], np.cumsum(weights @ sq)])
+    safe = np.where(den > 0, den, 1.0)
+    return np.where(den > 0, num / safe, initial)
+
+
+def adaptive_trace_variance(hh: np.ndarray, he: np.ndarray, ee: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    r"""Per prompt, :math:`\frac1{R-1}\sum_r \|a_r - \bar a\|^2` of :math:`a_r = h_r - \lambda_r e_r`, from Grams.
+
+    ``hh[p, r, s]`` :math:`= \langle h_{pr}, h_{ps}\rangle`, ``he[p, r, s]`` :math:`= \langle h_{pr}, e_{ps}\rangle`,
+    ``ee[p, r, s]`` :math:`= \langle e_{pr}, e_{ps}\rangle` (``(P, R, R)``), ``lam`` the ``R`` values of λ
+    applied at each repeat. With :math:`G = \langle a_r, a_s\rangle`, the value is
+    :math:`(\operatorname{tr} G - \mathbf 1^\top G \mathbf 1 / R)/(R - 1)`: for a constant λ the
+    family's :math:`v_0 - 2\lambda v_1 + \lambda^2 v_2`; for λ chosen from earlier repeats only,
+    unbiased for the variance averaged over repeats (module docstring).
+    """
+    hh, he, ee = (np.asarray(x, dtype=np.float64) for x in (hh, he, ee))
+    lam = np.asarray(lam, dtype=np.float64)
+    r = hh.shape[-1]
+    if not (hh.shape == he.shape == ee.shape and hh.ndim == 3 and hh.shape[1] == r and lam.shape == (r,)):
+        raise ValueError(f"hh, he, ee must be (P, R, R) and lam (R,), got {hh.shape}, {he.shape}, {ee.shape}, "
+                         f"{lam.shape}")
+    if r < 2:
+        raise ValueError(f"a variance needs at least 2 repeats, got {r}")
+    # G[r, s] = <h_r - l_r e_r, h_s - l_s e_s>
+    g = hh - he * lam[None, None, :] - np.swapaxes(he, 1, 2) * lam[None, :, None] + ee * np.outer(lam, lam)[None]
+    return (np.trace(g, axis1=1, axis2=2) - g.sum((1, 2)) / r) / (r - 1)
+
+
 def bootstrap_prompts(stat: Callable[[np.ndarray], dict[str, float]], n_prompts: int, n_boot: int = 4000,
-                      level: float = 0.95, seed: int = 0) -> dict[str, dict[str, float]]:
+                      level: float = BOOTSTRAP_LEVEL, seed: int = 0) -> dict[str, dict[str, float]]:
     """Percentile-bootstrap intervals over prompts for every value that ``stat`` returns.
 
     ``stat(w)`` receives per-prompt multiplicities ``w`` (all ones for the estimate
@@ -249,8 +315,12 @@ def gradient_study(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, methods:
     Returns the per-method numbers of :func:`gradient_variance` (``methods``), the
     family (``family``: per-prompt-summed ``v0, v1, v2``, ``lambda_star`` and the
     two variance ratios with bootstrap intervals over prompts, and the curve on a
-    grid of lambda), ``per_prompt`` (delta, c*, correct-answer counts, norms, lengths)
-    and ``answers`` (correct against wrong, pooled and paired by prompt).
+    grid of lambda), ``per_prompt`` (delta, c*, correct-answer counts, norms, lengths),
+    ``answers`` (correct against wrong, pooled and paired by prompt) and ``adaptive``
+    (the out-of-sample λ of each repeat, ``lambda_hat_sequence``, and with intervals
+    paired with the family's: ``var_adaptive_over_var1``, ``var_adaptive_over_var_star``,
+    ``lambda_hat_final``, the λ after all repeats). Keeps every repeat's per-prompt
+    loo-1 gradient and :math:`e` in memory (``2 * prompts * repeats * parameters`` doubles).
     """
     if repeats < 2:
         raise ValueError(f"gradient study needs at least 2 repeats, got {repeats}")
@@ -268,6 +338,10 @@ def gradient_study(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, methods:
     # per answer: prompt, correct, length, log-probability, score norm
     ans: dict[str, list[np.ndarray]] = {k: [] for k in ("correct", "length", "logp", "norm")}
     mixed = 0
+    running = RunningLambda(decay=1.0, initial=1.0)
+    lam_used = np.zeros(repeats)  # the lambda RunningLambda holds before each repeat (earlier repeats only)
+    keep_h: torch.Tensor | None = None  # (P, R, d): loo-1's per-prompt gradient of every repeat
+    keep_e: torch.Tensor | None = None  # (P, R, d): e = h_loo - h_maxpo
     for r in range(repeats):
         roll = sample(model, encoded, uniforms(derive_seed(seed, "gradvar-sample", r), len(group), rl.max_new_tokens),
                       tok.eos_id, tok.pad_id, False)
@@ -285,6 +359,13 @@ def gradient_study(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, methods:
         for m in methods:
             full[m].append(h[m].sum(0) / g_n)
         mom.add({"loo": h["pkpo_loo1"], "max": h["maxpo"], "e": h["pkpo_loo1"] - h["maxpo"], "S": s_pd.sum(1)})
+        if keep_h is None or keep_e is None:
+            keep_h = torch.empty(prompts, repeats, d, dtype=torch.float64)
+            keep_e = torch.empty(prompts, repeats, d, dtype=torch.float64)
+        keep_h[:, r] = h["pkpo_loo1"]
+        keep_e[:, r] = h["pkpo_loo1"] - h["maxpo"]
+        lam_used[r] = running.lam
+        running.update_gradients(h["pkpo_loo1"], h["maxpo"])
         dbar[r] = adv["pkpo_loo1"].mean(-1).numpy()
         ans["correct"].append(rewards.numpy() >= 1.0)  # a full reward: correct, for binary and partial rewards
         ans["length"].append(roll.completion_mask.sum(-1).double().view(prompts, b).numpy())
@@ -299,15 +380,39 @@ def gradient_study(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, methods:
     vmaxp = mom.trace_cov("max", "max")
     cov_hs, var_s = mom.trace_cov("loo", "S"), mom.trace_cov("S", "S")
 
+    if keep_h is None or keep_e is None:
+        raise RuntimeError("no repeat was recorded")
+    grams = {name: torch.stack([x[p] @ y[p].T for p in range(prompts)]).numpy()
+             for name, x, y in (("hh", keep_h, keep_h), ("he", keep_h, keep_e), ("ee", keep_e, keep_e))}
+    del keep_h, keep_e
+    cross = np.diagonal(grams["he"], axis1=1, axis2=2)  # (P, R): <h_pr, e_pr>
+    sq = np.diagonal(grams["ee"], axis1=1, axis2=2)  # (P, R): |e_pr|^2
+    lam_seq = adaptive_lambdas(cross, sq)
+    if not np.allclose(lam_seq[:-1], lam_used, rtol=1e-9, atol=1e-12) or not np.isclose(lam_seq[-1], running.lam,
+                                                                                           rtol=1e-9, atol=1e-12):
+        raise RuntimeError("the adaptive lambda from the Gram matrices disagrees with RunningLambda's")
+
     def fam(w: np.ndarray) -> dict[str, float]:
-        return family_summary(float(w @ v0p), float(w @ v1p), float(w @ v2p))
+        out_ = family_summary(float(w @ v0p), float(w @ v1p), float(w @ v2p))
+        lam_w = adaptive_lambdas(cross, sq, w)
+        v_ad = float(w @ adaptive_trace_variance(grams["hh"], grams["he"], grams["ee"], lam_w[:-1]))
+        v1_w = float(w @ (v0p - 2 * v1p + v2p))
+        out_["var_adaptive_over_var1"] = v_ad / v1_w
+        out_["var_adaptive_over_var_star"] = out_["var_adaptive_over_var1"] / out_["var_star_over_var1"]
+        out_["lambda_hat_final"] = float(lam_w[-1])
+        return out_
 
     fam_ci = bootstrap_prompts(fam, prompts, n_boot, seed=derive_seed(seed, "gradvar-boot") % 2**32)
+    adaptive = {"decay": 1.0, "initial": 1.0, "lambda_hat_sequence": lam_seq.tolist(),
+                **{key: fam_ci.pop(key) for key in ("var_adaptive_over_var1", "var_adaptive_over_var_star",
+                                                   "lambda_hat_final")}}
     v0, v1, v2 = float(v0p.sum()), float(v1p.sum()), float(v2p.sum())
     lam = np.linspace(-0.5, 2.0, 26)
     out["family"] = {"v0": v0, "v1": v1, "v2": v2, "var_maxpo_direct": float(vmaxp.sum()), **fam_ci,
                      "curve": {"lambda": lam.tolist(), "var_over_var1": ((v0 - 2 * lam * v1 + lam**2 * v2)
                                                                           / (v0 - 2 * v1 + v2)).tolist()}}
+    out["adaptive"] = adaptive
+    out["bootstrap"] = {"level": BOOTSTRAP_LEVEL, "resamples": n_boot, "over": "prompts"}
     delta = dbar.mean(0)
     sd_dbar = dbar.std(0, ddof=1)
     c_star = cov_hs / var_s
@@ -343,10 +448,11 @@ def gradient_study(model: nn.Module, tok: LabTokenizer, cfg: LabConfig, methods:
     out["answers"] = answers
     # the best shift against the offset, over prompts where the offset is estimated away from zero
     informative = [p for p in range(prompts) if delta[p] > 0 and var_s[p] > 0]
-    out["shift"] = {"prompts": len(informative),
+    out["shift"] = {"prompts": len(informative), "offset_to_noise_cut": OFFSET_TO_NOISE_CUT,
                     "c_star_over_delta_median": float(np.median([c_star[p] / delta[p] for p in informative]))
                     if informative else None,
-                    "offset_to_noise_above_1_5": int(sum(delta[p] / sd_dbar[p] > 1.5 for p in range(prompts)
+                    "offset_to_noise_above_1_5": int(sum(delta[p] / sd_dbar[p] > OFFSET_TO_NOISE_CUT
+                                                         for p in range(prompts)
                                                          if sd_dbar[p] > 0))}
     if len(informative) >= 2:
         ci_, di_ = c_star[informative], delta[informative]

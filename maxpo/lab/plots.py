@@ -16,7 +16,7 @@ from maxpo.figures import viz
 
 __all__ = ["seed_band_figure", "run_curves_figure", "summary_rows", "summary_html", "cost_html", "passk_curve_figure",
            "grad_norm_figure", "differences_html", "gradvar_html", "passk_differences_figure", "family_curve_figure",
-           "study_html", "answers_html", "power_html"]
+           "study_html", "answers_html", "power_html", "adaptive_lambda_figure"]
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -185,31 +185,53 @@ def _ci(v: dict[str, float], fmt: str = ".2f") -> str:
 
 
 def study_html(study: dict[str, Any]) -> str:
-    """The loo-1/MaxPO family and the best shift per measurement: lambda*, Var(0)/Var(1), Var(lambda*)/Var(1),
-    c*/delta (pooled), with bootstrap intervals over prompts."""
+    """The loo-1/MaxPO family per measurement: lambda*, the variance of loo-1 (lambda = 0) and of lambda* relative to
+    MaxPO's, then the adaptive choice (its lambda after all repeats, its variance relative to MaxPO's), with
+    bootstrap intervals over prompts (paired: one set of resamples for all columns)."""
     rows = []
     for r in study["results"]:
-        f, sh = r["family"], r["shift"]
+        f, ad = r["family"], r["adaptive"]
         rows.append([html.escape(str(r["checkpoint"])), str(r["prompt_seed"]), _ci(f["lambda_star"]),
-                     _ci(f["var0_over_var1"]), _ci(f["var_star_over_var1"]),
-                     _ci(sh["c_star_over_delta_pooled"]) if "c_star_over_delta_pooled" in sh else "–"])
-    return _table(["weights", "prompts", "λ*", "Var(loo-1) / Var(MaxPO)", "Var(λ*) / Var(MaxPO)", "c* / δ"], rows)
+                     _ci(f["var0_over_var1"]), _ci(f["var_star_over_var1"]), _ci(ad["lambda_hat_final"]),
+                     _ci(ad["var_adaptive_over_var1"])])
+    return _table(["weights", "prompts", "λ*", "Var(loo-1) / Var(MaxPO)", "Var(λ*) / Var(MaxPO)",
+                   "adaptive λ̂, last", "Var(adaptive) / Var(MaxPO)"], rows)
+
+
+def adaptive_lambda_figure(study: dict[str, Any], height: int = 400) -> go.Figure:
+    """The adaptive lambda against the number of earlier batches it is estimated from, per measurement (lines),
+    with that measurement's in-sample lambda* (a diamond after the last batch); colours as
+    :func:`family_curve_figure`."""
+    fig = viz.new_figure(x_title="batches seen (repeats before this one)", y_title="adaptive λ̂", height=height)
+    dashes: dict[Any, str] = {}
+    for color, r in zip(viz.PALETTE * 4, study["results"]):
+        dash = dashes.setdefault(r["prompt_seed"], ["solid", "dash", "dot"][len(dashes) % 3])
+        seq = r["adaptive"]["lambda_hat_sequence"]
+        name = f"{r['checkpoint']}, prompts {r['prompt_seed']}"
+        fig.add_trace(go.Scatter(x=list(range(len(seq))), y=seq, mode="lines", name=name, legendgroup=name,
+                                 line=dict(color=color, dash=dash, width=2)))
+        fig.add_trace(go.Scatter(x=[len(seq)], y=[r["family"]["lambda_star"]["value"]], mode="markers",
+                                 name=f"λ*, {name}", legendgroup=name, showlegend=False,
+                                 marker=dict(color=color, symbol="diamond", size=9)))
+    return fig
 
 
 def answers_html(study: dict[str, Any]) -> str:
-    """Correct against wrong answers per measurement: score norm, length, log-probability (pooled means), and the
-    wrong-minus-correct difference of the score norm within prompts, with its interval."""
+    """Correct against wrong answers per measurement: score norm, length, log-probability (pooled means), the
+    wrong-minus-correct difference of the score norm within prompts, with its interval, and the best constant shift
+    of loo-1 against its offset, c*/delta pooled over prompts, with its interval."""
     rows = []
     for r in study["results"]:
-        a = r["answers"]
+        a, sh = r["answers"], r["shift"]
         wm = a.get("wrong_minus_correct", {})
         rows.append([html.escape(str(r["checkpoint"])), str(r["prompt_seed"]),
                      f"{a['norm_correct']:.1f} / {a['norm_wrong']:.1f}",
                      _ci(wm["norm"], ".1f") if "norm" in wm else "–",
                      f"{a['length_correct']:.2f} / {a['length_wrong']:.2f}",
-                     f"{a['logp_correct']:.2f} / {a['logp_wrong']:.2f}"])
+                     f"{a['logp_correct']:.2f} / {a['logp_wrong']:.2f}",
+                     _ci(sh["c_star_over_delta_pooled"]) if "c_star_over_delta_pooled" in sh else "–"])
     return _table(["weights", "prompts", "‖S‖ correct / wrong", "‖S‖ wrong − correct", "length correct / wrong",
-                   "log π correct / wrong"], rows)
+                   "log π correct / wrong", "c* / δ"], rows)
 
 
 def power_html(analysis: dict[str, Any], effect: float) -> str:
