@@ -16,7 +16,7 @@ from maxpo.figures import viz
 
 __all__ = ["seed_band_figure", "run_curves_figure", "summary_rows", "summary_html", "cost_html", "passk_curve_figure",
            "grad_norm_figure", "differences_html", "gradvar_html", "passk_differences_figure", "family_curve_figure",
-           "study_html", "answers_html", "power_html", "adaptive_lambda_figure"]
+           "study_html", "adaptive_html", "answers_html", "power_html", "adaptive_lambda_figure"]
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -185,24 +185,35 @@ def _ci(v: dict[str, float], fmt: str = ".2f") -> str:
 
 
 def study_html(study: dict[str, Any]) -> str:
-    """The loo-1/MaxPO family per measurement: lambda*, the variance of loo-1 (lambda = 0) and of lambda* relative to
-    MaxPO's, then the adaptive choice (its lambda after all repeats, its variance relative to MaxPO's), with
-    bootstrap intervals over prompts (paired: one set of resamples for all columns)."""
+    """The loo-1/MaxPO family per measurement: lambda*, and the variance of loo-1 (lambda = 0) and of lambda*
+    relative to MaxPO's, with bootstrap intervals over prompts (paired: one set of resamples for all columns of
+    this table and of :func:`adaptive_html`)."""
+    rows = []
+    for r in study["results"]:
+        f = r["family"]
+        rows.append([html.escape(str(r["checkpoint"])), str(r["prompt_seed"]), _ci(f["lambda_star"]),
+                     _ci(f["var0_over_var1"]), _ci(f["var_star_over_var1"])])
+    return _table(["weights", "prompts", "λ*", "Var(loo-1) / Var(MaxPO)", "Var(λ*) / Var(MaxPO)"], rows)
+
+
+def adaptive_html(study: dict[str, Any]) -> str:
+    """The adaptive lambda per measurement: its value after all repeats and its variance relative to MaxPO's and
+    to the in-sample lambda*'s, with the same paired bootstrap intervals as :func:`study_html`."""
     rows = []
     for r in study["results"]:
         f, ad = r["family"], r["adaptive"]
-        rows.append([html.escape(str(r["checkpoint"])), str(r["prompt_seed"]), _ci(f["lambda_star"]),
-                     _ci(f["var0_over_var1"]), _ci(f["var_star_over_var1"]), _ci(ad["lambda_hat_final"]),
-                     _ci(ad["var_adaptive_over_var1"])])
-    return _table(["weights", "prompts", "λ*", "Var(loo-1) / Var(MaxPO)", "Var(λ*) / Var(MaxPO)",
-                   "adaptive λ̂, last", "Var(adaptive) / Var(MaxPO)"], rows)
+        rows.append([html.escape(str(r["checkpoint"])), str(r["prompt_seed"]), _ci(ad["lambda_hat_final"]),
+                     _ci(ad["var_adaptive_over_var1"]), f"{f['lambda_star']['value']:.2f}"])
+    return _table(["weights", "prompts", "λ̂ after the last batch", "Var(adaptive) / Var(MaxPO)", "λ*"], rows)
 
 
-def adaptive_lambda_figure(study: dict[str, Any], height: int = 400) -> go.Figure:
+def adaptive_lambda_figure(study: dict[str, Any], height: int = 420) -> go.Figure:
     """The adaptive lambda against the number of earlier batches it is estimated from, per measurement (lines),
     with that measurement's in-sample lambda* (a diamond after the last batch); colours as
     :func:`family_curve_figure`."""
-    fig = viz.new_figure(x_title="batches seen (repeats before this one)", y_title="adaptive λ̂", height=height)
+    # traceorder "normal": grouped legends lay out one group per row, which eats the plot on a phone
+    fig = viz.new_figure(x_title="batches seen (repeats before this one)", y_title="adaptive λ̂", height=height,
+                         legend=dict(traceorder="normal"))
     dashes: dict[Any, str] = {}
     for color, r in zip(viz.PALETTE * 4, study["results"]):
         dash = dashes.setdefault(r["prompt_seed"], ["solid", "dash", "dot"][len(dashes) % 3])
