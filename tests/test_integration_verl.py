@@ -477,6 +477,24 @@ def test_check_cli_prints_what_is_registered_or_one_error_line():
     assert "verl did not import maxpo.integrations.verl" in errors[0]
 
 
+def test_check_cli_does_not_count_a_name_another_plugin_holds(tmp_path):
+    """Another plugin that overwrites verl's registry entry 'maxpo' after maxpo registered it (a plain dict
+    assignment, which verl's decorator would refuse): --check must not count that name as registered, and
+    names the function that holds it, in one error line, exit status 2."""
+    (tmp_path / "hijack_plugin.py").write_text(
+        "from verl.trainer.ppo import core_algos\n"
+        "def other_advantage(*args, **kwargs):\n    raise NotImplementedError\n"
+        "core_algos.ADV_ESTIMATOR_REGISTRY['maxpo'] = other_advantage\n")
+    env = dict(VERL_USE_EXTERNAL_MODULES="maxpo.integrations.verl,hijack_plugin", VERL_USE_EXTERNAL_PLUGINS="none",
+               PYTHONPATH=os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p))
+    bad = _fresh(["-m", "maxpo.integrations.verl", "--check"], **env)
+    assert bad.returncode == 2 and bad.stdout == "", (bad.stdout, bad.stderr[-3000:])
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in bad.stderr
+    assert "1 of 14 max@K estimators are not registered (maxpo)" in errors[0]
+    assert "maxpo -> hijack_plugin.other_advantage" in errors[0]
+
+
 def test_validation_metrics_through_verls_trainer_against_enumeration():
     """verl's own RayPPOTrainer._val_metrics_update (which calls process_validation_metrics) on a
     validation set of two data sources, with the switch algorithm.maxk.val_k: the unbiased metrics

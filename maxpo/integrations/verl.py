@@ -116,8 +116,8 @@ from maxpo.integrations.grouping import Scale, check_options, group_advantages, 
 from maxpo.integrations.versions import import_supported
 
 __all__ = ["CONFIG_KEY", "ENTRY_POINT", "ESTIMATORS", "EXTERNAL_MODULES_ENV", "SUPPORTED_VERL", "MaxKOptions",
-           "check_verl_version", "drop_no_signal_groups", "launch_overrides", "make_estimator", "no_signal_uids",
-           "objective_warnings", "read_options", "register"]
+           "check_verl_version", "drop_no_signal_groups", "held_by_others", "launch_overrides", "make_estimator",
+           "no_signal_uids", "objective_warnings", "read_options", "register", "registered"]
 
 #: verl versions this module was written and tested against.
 SUPPORTED_VERL = ">=0.9,<0.10"
@@ -515,14 +515,31 @@ def _install() -> None:
 
 
 def registered() -> dict[str, str]:
-    """The max@K estimators in verl's registry now: name -> qualified name of the registered function."""
+    """The max@K estimators in verl's registry now: name -> qualified name of the registered function.
+
+    Only maxpo's own functions count (the object :func:`make_estimator` makes for
+    that name's method); a name another plugin holds is in :func:`held_by_others`.
+    """
     from verl.trainer.ppo import core_algos
 
     out = {}
-    for name in ESTIMATORS:
+    for name, method in ESTIMATORS.items():
         fn = core_algos.ADV_ESTIMATOR_REGISTRY.get(name)
-        if fn is not None:
+        if fn is not None and fn is make_estimator(method):
             out[name] = f"{fn.__module__}.{fn.__qualname__}"
+    return out
+
+
+def held_by_others() -> dict[str, str]:
+    """Names of :data:`ESTIMATORS` that verl's registry maps to a function that is not maxpo's:
+    name -> that function's qualified name (verl would train with it under ``adv_estimator=name``)."""
+    from verl.trainer.ppo import core_algos
+
+    out = {}
+    for name, method in ESTIMATORS.items():
+        fn = core_algos.ADV_ESTIMATOR_REGISTRY.get(name)
+        if fn is not None and fn is not make_estimator(method):
+            out[name] = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
     return out
 
 
@@ -546,18 +563,25 @@ def main(argv: list[str] | None = None) -> int:
     except (ImportError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    found = registered()
     module = sys.modules.get(__name__ if __name__ != "__main__" else "maxpo.integrations.verl")
+    # the registry holds the functions of the module verl imported (under python -m, this file runs as
+    # __main__ too, and its make_estimator makes other objects): ask that module
+    found = module.registered() if module is not None else registered()
+    others = module.held_by_others() if module is not None else held_by_others()
     missing = [name for name in ESTIMATORS if name not in found]
     if missing:
+        reasons = []
         if module is None:
-            why = ("verl did not import maxpo.integrations.verl: no 'maxpo' entry point in the group verl.plugins is "
-                   "installed (pip install maxpo), VERL_USE_EXTERNAL_PLUGINS excludes it, and "
-                   "VERL_USE_EXTERNAL_MODULES does not name it")
+            reasons.append("verl did not import maxpo.integrations.verl: no 'maxpo' entry point in the group "
+                           "verl.plugins is installed (pip install maxpo), VERL_USE_EXTERNAL_PLUGINS excludes it, "
+                           "and VERL_USE_EXTERNAL_MODULES does not name it")
         elif getattr(module, "REGISTRATION_ERROR", None):
-            why = f"registration failed: {module.REGISTRATION_ERROR}"
-        else:
-            why = "maxpo.integrations.verl was imported but did not register them"
+            reasons.append(f"registration failed: {module.REGISTRATION_ERROR}")
+        if others:
+            held = ", ".join(f"{name} -> {fn}" for name, fn in others.items())
+            reasons.append(f"another plugin's function holds {len(others)} of these names in verl's registry "
+                           f"({held})")
+        why = "; ".join(reasons) or "maxpo.integrations.verl was imported but did not register them"
         print(f"error: verl {version}: {len(missing)} of {len(ESTIMATORS)} max@K estimators are not registered "
               f"({', '.join(missing)}): {why}", file=sys.stderr)
         return 2
