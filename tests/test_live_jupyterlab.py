@@ -225,6 +225,8 @@ def _run_chapter_and_move_slider(lab_server: LabServer, page: object, blocked: l
     tracebacks = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
                               has_text="Traceback").count()
     assert tracebacks == 0, "a cell of the chapter failed"
+    raw = _raw_myst_in_rendered_markdown(page)
+    assert not raw, f"MyST markup shows raw in the live notebook: {raw}"
 
     page.locator(".widget-slider").first.scroll_into_view_if_needed()  # the explorer's controls, figure below
     page.wait_for_timeout(500)
@@ -256,6 +258,41 @@ def _run_chapter_and_move_slider(lab_server: LabServer, page: object, blocked: l
     assert not blocked, f"requests beyond 127.0.0.1: {blocked}"
     assert not errors, f"JavaScript errors: {errors}"
     assert hashlib.sha256(chapter.read_bytes()).hexdigest() == digest, f"{CHAPTER} was modified"
+
+
+#: MyST markup a reader must never see as text: directives and roles the renderer did not turn into their output.
+RAW_MYST = re.compile(r":::\{|```\{|\{(?:glue:text|glue|doc|eq|ref|numref|cite:p|cite|admonition|math|figure|"
+                      r"code-cell|note|warning|tip|dropdown|exercise|solution)\}")
+
+
+def _raw_myst_in_rendered_markdown(page: Any) -> list[str]:
+    """Every Markdown cell of the open notebook rendered (scrolled through, since JupyterLab renders lazily),
+    then each one's text searched for :data:`RAW_MYST`; returns "cell N: ...context..." for each hit."""
+    texts: list[str] = page.evaluate("""async () => {
+        const cells = Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-MarkdownCell'));
+        for (const cell of cells) { cell.scrollIntoView(); await new Promise(r => setTimeout(r, 30)); }
+        await new Promise(r => setTimeout(r, 500));
+        return cells.map(c => {
+            // jupyterlab-myst renders into a .myst widget beside the (hidden) editor
+            const out = c.querySelector('.jp-InputArea > .myst, .jp-RenderedMarkdown');
+            return out ? out.innerText : '<not rendered>';
+        });
+    }""")
+    assert texts, "the notebook has no Markdown cells"
+    assert sum(map(len, texts)) > 2000, "the Markdown cells rendered almost no text"
+    problems = [f"cell {i}: not rendered" for i, t in enumerate(texts) if t == "<not rendered>"]
+    for i, text in enumerate(texts):
+        for m in RAW_MYST.finditer(text):
+            problems.append(f"cell {i}: ...{text[max(0, m.start() - 40):m.end() + 40]!r}...")
+    return problems
+
+
+def test_the_raw_myst_pattern_sees_what_it_is_for() -> None:
+    """The pattern the live test uses finds each kind of raw markup and leaves rendered prose alone."""
+    for raw in (":::{admonition} Note", "```{code-cell} ipython3", "see {doc}`baselines`", "{glue:text}`x`",
+                "eq. {eq}`zero-sum`", "{cite}`key`"):
+        assert RAW_MYST.search(raw), raw
+    assert not RAW_MYST.search("The advantages sum to {0}; a set {x} and f(x) = {a, b}: see Baselines (eq. 3).")
 
 
 def _lab_contents_manager(root: Path) -> Any:
