@@ -89,9 +89,10 @@ def test_resolved_ranges_group_consecutive_k_on_one_side() -> None:
     rows = [row(1, -0.1, 0.1), row(2, 0.01, 0.2), row(3, 0.02, 0.3), row(4, -0.3, -0.01),
             row(5, -0.2, -0.1), row(6, -0.1, 0.0), row(8, 0.1, 0.2), row(9, 0.1, 0.3)]
     assert resolved_ranges(list(reversed(rows))) == [(2, 3, 1), (4, 5, -1), (8, 9, 1)]
-    assert describe_resolved(rows) == "k = 2 to 3 (above 0); k = 4 to 5 (below 0); k = 8 to 9 (above 0)"
+    assert describe_resolved(rows) == "k = 2 to 3 (above 0), k = 4 to 5 (below 0) and k = 8 to 9 (above 0)"
     assert describe_resolved([row(7, 0.0, 0.1)]) == "no k"  # touching 0 is not excluding it
     assert describe_resolved([row(7, 0.01, 0.1)]) == "k = 7 (above 0)"
+    assert describe_resolved(rows[:5]) == "k = 2 to 3 (above 0) and k = 4 to 5 (below 0)"
 
 
 def test_cpu_comparison_keeps_curve_counts_and_its_every_k_intervals_match_a_hand_computation() -> None:

@@ -94,10 +94,12 @@ def resolved_ranges(rows: Sequence[dict[str, Any]]) -> list[tuple[int, int, int]
 
 
 def describe_resolved(rows: Sequence[dict[str, Any]]) -> str:
-    """Words for :func:`resolved_ranges`: e.g. ``"k = 12 to 40 (above 0)"``, or ``"no k"``."""
+    """Words for :func:`resolved_ranges`: e.g. ``"k = 1 (below 0) and k = 4 to 64 (above 0)"``, or ``"no k"``."""
     parts = [(f"k = {a}" if a == b else f"k = {a} to {b}") + (" (above 0)" if sg > 0 else " (below 0)")
              for a, b, sg in resolved_ranges(rows)]
-    return "; ".join(parts) or "no k"
+    if not parts:
+        return "no k"
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def power_analysis(res: dict[str, Any], a: str, b: str, k: int, effects: Sequence[float],
