@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jupytext
 import pytest
 from traitlets.config import Config
 
@@ -49,7 +50,9 @@ CHAPTER = "baselines.md"
 EXPLORER_PLOT = ".widget-output .js-plotly-plot"
 #: Settings for this test only: autosave on (as for a reader) but every 5 s instead of every 2 min, so the
 #: test can wait for an autosave after Run All; the news and update checks are off in book/_jupyter itself.
-TEST_LAB_SETTINGS = {"@jupyterlab/docmanager-extension:plugin": {"autosave": True, "autosaveInterval": 5}}
+#: Windowing off: every cell of the notebook stays in the page, so the test can read every Markdown cell.
+TEST_LAB_SETTINGS = {"@jupyterlab/docmanager-extension:plugin": {"autosave": True, "autosaveInterval": 5},
+                     "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}}
 SERVER_CONFIG: dict[str, object] = {}
 #: The notebook's tab while it has unsaved changes.
 DIRTY_TAB = ".lm-DockPanel-tabBar .lm-TabBar-tab.jp-mod-dirty"
@@ -74,7 +77,7 @@ def _api(base: str, token: str, path: str, method: str = "GET") -> object:
 class LabServer:
     """A running ``jupyter lab``: base URL, token, process and log file."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, glue_build: Path | None = None) -> None:
         self.port, self.token = _free_port(), secrets.token_hex(16)
         self.base = f"http://127.0.0.1:{self.port}"
         dirs = {name: root / name for name in ("config", "runtime", "data", "settings", "workspaces", "overrides")}
@@ -93,6 +96,8 @@ class LabServer:
             PYTHONPATH=os.pathsep.join(p for p in [str(REPO), env.get("PYTHONPATH", "")] if p),
             MAXPO_QUICK="1",
         )
+        if glue_build is not None:  # the build whose glued numbers the chapters' prose shows
+            env["MAXPO_GLUE_BUILD"] = str(glue_build)
         self.log_path = root / "jupyterlab.log"
         self._log = self.log_path.open("w")
         cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
@@ -137,8 +142,9 @@ class LabServer:
 
 
 @pytest.fixture
-def lab_server(tmp_path: Path) -> Iterator[LabServer]:
-    server = LabServer(tmp_path / "lab")
+def lab_server(tmp_path: Path, built_book: Any) -> Iterator[LabServer]:
+    assert built_book.returncode in (0, None), "the book build failed"
+    server = LabServer(tmp_path / "lab", glue_build=built_book.html.parent)
     try:
         server.wait_ready()
         yield server
@@ -225,8 +231,16 @@ def _run_chapter_and_move_slider(lab_server: LabServer, page: object, blocked: l
     tracebacks = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
                               has_text="Traceback").count()
     assert tracebacks == 0, "a cell of the chapter failed"
-    raw = _raw_myst_in_rendered_markdown(page)
+    raw, texts = _raw_myst_in_rendered_markdown(page)
+    # every Markdown cell of the chapter was read (none left out of the page by windowing)
+    n_markdown = sum(c.cell_type == "markdown" for c in jupytext.read(chapter).cells)
+    assert len(texts) == n_markdown, f"read {len(texts)} of the chapter's {n_markdown} Markdown cells"
     assert not raw, f"MyST markup shows raw in the live notebook: {raw}"
+    # the prose keeps its glued numbers: r = (0.1, 0.3, 0.5, 0.7, 0.9), K = 2; the mean of the maxima of its
+    # 10 pairs is (1*0.3 + 2*0.5 + 3*0.7 + 4*0.9) / 10 = 0.70, and the signals sum to K * 0.70 = 1.40
+    prose = " ".join(texts)
+    assert re.search(r"sum to\s+1\.40\b", prose) and re.search(r"=\s*0\.70\b", prose), \
+        "the glued numbers of the worked example are missing from the live prose"
 
     page.locator(".widget-slider").first.scroll_into_view_if_needed()  # the explorer's controls, figure below
     page.wait_for_timeout(500)
@@ -265,9 +279,10 @@ RAW_MYST = re.compile(r":::\{|```\{|\{(?:glue:text|glue|doc|eq|ref|numref|cite:p
                       r"code-cell|note|warning|tip|dropdown|exercise|solution)\}")
 
 
-def _raw_myst_in_rendered_markdown(page: Any) -> list[str]:
+def _raw_myst_in_rendered_markdown(page: Any) -> tuple[list[str], list[str]]:
     """Every Markdown cell of the open notebook rendered (scrolled through, since JupyterLab renders lazily),
-    then each one's text searched for :data:`RAW_MYST`; returns "cell N: ...context..." for each hit."""
+    then each one's text searched for :data:`RAW_MYST`; returns "cell N: ...context..." for each hit, and the
+    cells' rendered texts."""
     texts: list[str] = page.evaluate("""async () => {
         const cells = Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-MarkdownCell'));
         for (const cell of cells) { cell.scrollIntoView(); await new Promise(r => setTimeout(r, 30)); }
@@ -284,7 +299,7 @@ def _raw_myst_in_rendered_markdown(page: Any) -> list[str]:
     for i, text in enumerate(texts):
         for m in RAW_MYST.finditer(text):
             problems.append(f"cell {i}: ...{text[max(0, m.start() - 40):m.end() + 40]!r}...")
-    return problems
+    return problems, texts
 
 
 def test_the_raw_myst_pattern_sees_what_it_is_for() -> None:

@@ -8,15 +8,23 @@
 #    manager below writes a chapter only when what a text notebook keeps (cell
 #    types, sources and cell metadata, as jupytext would write them) changed;
 #    outputs, the kernel's metadata and widget state are not part of a .md.
-# 2. No "Jupyter news" pop-up and no update check (they cover the explorers and
+# 2. The prose keeps its numbers: JupyterLab's MyST renderer does not know
+#    myst-nb's {glue:text} role, so the manager pastes the values of the last
+#    `make book` (_build/jupyter_execute/<chapter>.glue.json) into the Markdown
+#    cells it opens and puts the roles back before it saves (maxpo.live_glue).
+# 3. No "Jupyter news" pop-up and no update check (they cover the explorers and
 #    reach the network).
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import jupytext
 import nbformat
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+
+from maxpo import live_glue
 
 c = get_config()  # type: ignore[name-defined]  # noqa: F821  (provided by traitlets when it loads this file)
 
@@ -30,10 +38,28 @@ def _kept_text(nb: nbformat.NotebookNode, fmt: str) -> str:
 
 
 class ChapterContentsManager(_JupytextManager):  # type: ignore[misc, valid-type]
-    """jupytext's contents manager that leaves a text notebook alone when the reader changed no cell."""
+    """jupytext's contents manager that shows a chapter's glued numbers and leaves a text notebook alone when
+    the reader changed no cell."""
+
+    def _glued(self, path: str) -> dict[str, str]:
+        # the build `make book` writes, or another one (MAXPO_GLUE_BUILD: a folder holding jupyter_execute/)
+        build = os.environ.get("MAXPO_GLUE_BUILD") or Path(self.root_dir) / "_build"
+        return live_glue.load_values(Path(build), path)
+
+    async def get(self, path: str, content: bool = True, type: str | None = None, format: str | None = None,
+                  **kwargs: Any) -> dict[str, Any]:
+        model = await super().get(path, content=content, type=type, format=format, **kwargs)
+        path = path.strip("/")
+        if model.get("type") == "notebook" and path.endswith(".md") and model.get("content"):
+            n = live_glue.paste_into_notebook(model["content"], self._glued(path))
+            if n:
+                self.log.info("maxpo: %s: the last build's numbers pasted into %d Markdown cells", path, n)
+        return model
 
     async def save(self, model: dict[str, Any], path: str = "") -> dict[str, Any]:
         path = path.strip("/")
+        if model.get("type") == "notebook" and path.endswith(".md") and model.get("content"):
+            live_glue.restore_notebook(model["content"], self._glued(path))
         if model.get("type") == "notebook" and path.endswith(".md") and await self.file_exists(path):
             current = await self.super.get(path, content=True, type="file", format="text")
             fmt = "md:myst"
