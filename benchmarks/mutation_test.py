@@ -308,6 +308,60 @@ EQUIVALENT: list[Equivalence] = [
                 "group, and only Q - mean(Q) is used", context=r"(^Fraction\(0\)$)|( if k >= 2 else 0$)"),
     Equivalence(r"lstatistics::exact_mixture_advantages::constant::0 -> -?1#5$",
                 "every entry of out is overwritten: order is a permutation of range(b)", context=r"^Fraction\(0\)$"),
+    # grouping (issue 20)
+    Equivalence(r"grouping::method_size_problem::constant::4096 -> 409[57]#1$",
+                "the lru_cache size decides only which answers are recomputed, never the answers"),
+    Equivalence(r"grouping::_codes::unwrap_call::group_ids\.detach\(\) -> group_ids#1$",
+                "the labels are only read back with tolist(), which reads a tensor that requires grad just as well"),
+    Equivalence(r"grouping::_codes::constant::1 -> 2#2$",
+                "numpy's reshape takes any negative size as the one inferred dimension, so an object array's "
+                "reshape(-2) is reshape(-1)", context=r"^-1$"),
+    Equivalence(r"grouping::(group_advantages|batch_maxk_estimate)::("
+                r"drop_statement::codes = codes\.to\((r\.)?device\) -> pass|"
+                r"unwrap_call::codes\.to\((r\.)?device\) -> codes|"
+                r"drop_statement::ok = ok\.to\(device\) -> pass|unwrap_call::ok\.to\(device\) -> ok)#1$",
+                "_codes and a CPU valid mask give CPU tensors, so these moves differ only for rewards on another "
+                "device: not killable on this CPU-only machine (test_cuda_rewards_with_cpu_labels_and_mask is "
+                "written to kill them where CUDA exists; no GPU was available to run it)"),
+    Equivalence(r"grouping::group_advantages::unwrap_call::group_scale_factors\(.*\)\.to\(device\) -> "
+                r"group_scale_factors\(method, k, sizes\[kept\], scale\)#1$",
+                "sizes is a bincount of codes already on the rewards' device, and group_scale_factors builds its "
+                "result from sizes (to, clone, ones_like, full_like), so it is on that device already"),
+    Equivalence(r"grouping::group_advantages::unwrap_call::r\.detach\(\) -> r#1$",
+                "r is read only by isfinite, float(r[i]) and _dense_groups, whose float64 copy goes to "
+                "maxpo.advantages (computed under no_grad, detached input check) and float(): the advantages "
+                "carry no graph either way (test_rewards_that_require_grad_give_a_plain_result)"),
+    Equivalence(r"grouping::group_advantages::drop_statement::r = r\.detach\(\) -> pass#1$",
+                "the same as dropping the .detach() call: r is read only through isfinite, float() and the "
+                "float64 copy given to maxpo.advantages, which computes without a graph"),
+    Equivalence(r"grouping::batch_maxk_estimate::unwrap_call::r\.detach\(\) -> r#1$",
+                "the estimate is returned as float(mean of maxpo.maxk_estimate(...)), a Python number: whether the "
+                "rewards required grad cannot show in it"),
+    Equivalence(r"grouping::group_advantages::unwrap_call::r\.to\(torch\.float64\) -> r#1$",
+                "for every real dtype isfinite gives the same answer before and after the exact widening to "
+                "float64 (integer and bool tensors are all finite; NaN and inf stay NaN and inf); only complex "
+                "rewards, which no method supports, could differ"),
+    Equivalence(r"grouping::group_advantages::(compare::s > 0 -> s >= 0#1|constant::0 -> -1#2)$",
+                "this only adds size 0 to problems; method_size_problem(m, 0, k) returns a message for every "
+                "method (an empty group is a ValueError), and problems[0] is never read: usable tests s > 0 first "
+                "and why is read for non-empty groups only", context=r"^s > 0$"),
+    Equivalence(r"grouping::group_advantages::unary_drop::-1 -> 1#[12]$",
+                "the scale factors are 1-D and adv is 2-D (groups, B_max): unsqueeze(1) is unsqueeze(-1) and "
+                "amax over dim 1 is amax over dim -1", context=r"(\.unsqueeze\(-1\)$)|(^dim=-1$)"),
+    Equivalence(r"grouping::_dense_groups::unary_drop::-1 -> 1#[12]$",
+                "nonzero() of a 1-D bool tensor is (m, 1), so squeeze(1) is squeeze(-1)",
+                context=r"\.nonzero\(\)\.squeeze\(-1\)$"),
+    Equivalence(r"grouping::_dense_groups::constant::0 -> -1#2$",
+                "kept_sizes is 1-D: cumsum over dim -1 is cumsum over dim 0",
+                context=r"^torch\.cumsum\(kept_sizes, 0\)$"),
+    Equivalence(r"grouping::_dense_groups::(unary_drop::-1 -> 1#3|constant::1 -> [20]#3)$",
+                "the fill value of dense_of_group is never read: it is indexed only at codes[rows], groups that "
+                "have a row in take and so are in kept, whose entries arange overwrites", context=r"^-1$"),
+    Equivalence(r"grouping::_dense_groups::constant::True -> False#1$",
+                "an unstable sort only permutes the rows within a group; rows, dense_row and pos carry each row to "
+                "its slot and back, and every method's advantages (and the max@K U-statistic) are symmetric in "
+                "the group's samples, so each row gets the same value (only the order of sums in rounding could "
+                "differ)", context=r"^stable=True$"),
 ]
 
 
