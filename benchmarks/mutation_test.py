@@ -263,6 +263,11 @@ EQUIVALENT: list[Equivalence] = [
                 r"roll\.completion_mask\[g0:g0 \+ b\]#1$",
                 "cm only multiplies the float32 log-probabilities (and gives its length): float times bool promotes "
                 "to float with the same 0/1 values"),
+    Equivalence(r"lab_gradvar::per_sample_scores\.logp::unwrap_call::logits\[start - 1:\]\.float\(\) -> "
+                r"logits\[start - 1:\]#1$",
+                "per_sample_scores runs without autocast and the lab's models hold float32 weights (nothing in the "
+                "lab casts them; bf16 is autocast only, in sampling and training), so the logits are float32 and "
+                ".float() returns them unchanged"),
     Equivalence(r"lab_gradvar::gradient_study::unary_drop::-1 -> 1#\d+$",
                 "the token log-probabilities and completion mask are 2-D (answers, T) and the advantages 2-D "
                 "(prompts, B), so axis -1 and axis 1 are the same axis",

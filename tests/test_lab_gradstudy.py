@@ -410,6 +410,11 @@ def test_repeat_statistics_by_hand_at_the_edges() -> None:
     assert got["relative_variance"] == pytest.approx(0.5) and got["cosine_to_mean"] == pytest.approx(2**-0.5)
     tiny = _repeat_statistics(torch.full((3, 1), 1.2e-30, dtype=torch.float64))
     assert tiny["cosine_to_mean"] == pytest.approx(1.0)
+    # below the floor each norm counts as 1e-30: three equal rows of norm 0.5e-30, whose leave-one-out mean is
+    # 0.5e-30 too, give (0.5e-30 / 1e-30)^2 = 1/4 (the mean of the other rows, not their sum, is what is floored);
+    # all-zero gradients give 0, not NaN
+    assert _repeat_statistics(torch.full((3, 1), 0.5e-30, dtype=torch.float64))["cosine_to_mean"] == pytest.approx(0.25)
+    assert _repeat_statistics(torch.zeros(3, 2, dtype=torch.float64))["cosine_to_mean"] == 0.0
 
 
 def test_prompt_moments_accumulate_in_float64_and_keep_their_own_copy() -> None:
@@ -518,6 +523,74 @@ def test_gradient_study_with_unmixed_groups_and_a_prompt_never_solved(monkeypatc
     var_s = ((sig[0] - sig[1]) ** 2).sum(-1) / 2  # R = 2: the unbiased variance of two values is (x - y)^2 / 2
     informative = [p for p in range(2) if delta[p] > 0 and var_s[p] > 0]
     assert informative == [0, 1] and out["shift"]["prompts"] == 2 and "c_star_over_delta_pooled" in out["shift"]
+
+
+def _prescribed_offsets_study(monkeypatch: pytest.MonkeyPatch, dbar: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """gradient_study with the stubs above and the advantages prescribed too: in repeat r, prompt p's loo-1
+    advantages are dbar[r, p] + (u, -u, 0) (mean exactly dbar[r, p]) and MaxPO's the centred (u, -u, 0), with
+    u = 0.25 (r + p + 1); B = 3, methods pkpo_loo1 and maxpo."""
+    from maxpo.lab import gradvar
+
+    r_n, p_n = dbar.shape
+    methods = ["pkpo_loo1", "maxpo"]
+    calls = itertools.count()
+
+    def fake_advantages(rewards: torch.Tensor, k: int, method: str, scale: float) -> torch.Tensor:
+        i = next(calls)
+        r, m = divmod(i, len(methods))
+        assert method == methods[m]
+        u = 0.25 * (r + np.arange(p_n) + 1)[:, None] * np.array([[1.0, -1.0, 0.0]])
+        return torch.tensor(u + (dbar[r][:, None] if method == "pkpo_loo1" else 0.0))
+
+    rewards = np.zeros((r_n, p_n, 3))
+    rewards[:, :, 0] = 1.0
+    lengths, per_token = np.ones((r_n, p_n, 3), dtype=int), np.full((r_n, p_n, 3), -0.5)
+    cfg, tok = _study_stubs(monkeypatch, rewards, scores, lengths, per_token)
+    monkeypatch.setattr(gradvar, "scaled_advantages", fake_advantages)
+    return gradvar.gradient_study(torch.nn.Module(), tok, cfg, methods, prompts=p_n, repeats=r_n, seed=0, n_boot=20)
+
+
+def _c_star(dbar: np.ndarray, scores: np.ndarray) -> list[float]:
+    """c* = tr Cov(h, S) / tr Var S per prompt for the prescribed advantages of _prescribed_offsets_study, with
+    h = sum_j A_j S_j and numpy's covariance per coordinate (nan where Var S = 0)."""
+    r_n, p_n = dbar.shape
+    u = 0.25 * (np.arange(r_n)[:, None] + np.arange(p_n)[None] + 1)
+    adv = dbar[:, :, None] + u[:, :, None] * np.array([1.0, -1.0, 0.0])
+    h, sig = np.einsum("rpb,rpbd->rpd", adv, scores), scores.sum(2)
+    d = scores.shape[-1]
+    return [sum(np.cov(h[:, p, c], sig[:, p, c])[0, 1] for c in range(d)) / sum(np.var(sig[:, p, c], ddof=1)
+            for c in range(d)) if np.var(sig[:, p], axis=0).sum() > 0 else float("nan") for p in range(p_n)]
+
+
+# prompt p2's score sum never varies: its c* is 0/0 (nan, with numpy's warning), and the filters leave it out
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")
+def test_gradient_study_best_shift_filters_at_their_edges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four prompts, three repeats, offsets prescribed (dyadic, so every mean and sd below is exact):
+    p0 has offset 0 in every repeat; p1 offsets (1/8, 3/8, 5/8): delta 3/8, sd 1/4, offset-to-noise exactly 1.5;
+    p2 (1/2, 1, 3/2): ratio 1 / (1/2) = 2, but its score sum is the same in every repeat (Var S = 0);
+    p3 (1, 2, 3): ratio 2 / 1 = 2. The best shift uses the prompts with delta > 0 and Var S > 0: p1 and p3.
+    Above the cut of 1.5 (strictly; sd 0 excluded): p2 and p3."""
+    dbar = np.array([[0.0, 0.125, 0.5, 1.0], [0.0, 0.375, 1.0, 2.0], [0.0, 0.625, 1.5, 3.0]])
+    rng = np.random.default_rng(7)
+    scores = rng.integers(-3, 4, size=(3, 4, 3, 2)).astype(np.float64)
+    scores[:, 2, 2] = np.array([5.0, -2.0]) - scores[:, 2, 0] - scores[:, 2, 1]  # p2: S summed over answers is fixed
+    out = _prescribed_offsets_study(monkeypatch, dbar, scores)
+    rows = out["per_prompt"]
+    assert [row["delta"] for row in rows] == [0.0, 0.375, 1.0, 2.0]
+    assert [row["sd_dbar"] for row in rows] == [0.0, 0.25, 0.5, 1.0]
+    shift = out["shift"]
+    assert shift["prompts"] == 2 and shift["offset_to_noise_above_1_5"] == 2
+    c_star = _c_star(dbar, scores)
+    assert np.isnan(c_star[2]) and np.isnan(rows[2]["c_star"])
+    assert [rows[p]["c_star"] for p in (0, 1, 3)] == pytest.approx([c_star[p] for p in (0, 1, 3)], rel=1e-9)
+    assert shift["c_star_over_delta_median"] == pytest.approx(np.median([c_star[1] / 0.375, c_star[3] / 2.0]))
+    assert shift["c_star_over_delta_pooled"]["value"] == pytest.approx((c_star[1] + c_star[3]) / (0.375 + 2.0))
+    # with p0 and p3 only, one prompt is informative: its ratio, and no pooled interval over a single prompt
+    dbar, scores = dbar[:, [0, 3]], scores[:, [0, 3]]
+    out = _prescribed_offsets_study(monkeypatch, dbar, scores)
+    assert out["shift"]["prompts"] == 1 and out["shift"]["offset_to_noise_above_1_5"] == 1
+    assert out["shift"]["c_star_over_delta_median"] == pytest.approx(_c_star(dbar, scores)[1] / 2.0)
+    assert "c_star_over_delta_pooled" not in out["shift"]
 
 
 def test_gradient_study_where_no_answer_is_correct(monkeypatch: pytest.MonkeyPatch) -> None:
