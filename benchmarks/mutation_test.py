@@ -361,7 +361,8 @@ EQUIVALENT: list[Equivalence] = [
                 context=r"^torch\.cumsum\(kept_sizes, 0\)$"),
     Equivalence(r"grouping::_dense_groups::(unary_drop::-1 -> 1#3|constant::1 -> [20]#3)$",
                 "the fill value of dense_of_group is never read: it is indexed only at codes[rows], groups that "
-                "have a row in take and so are in kept, whose entries arange overwrites", context=r"^-1$"),
+                "have a row in take and so are in kept, whose entries arange overwrites",
+                context=r"(^-1$)|(^torch\.full\(\(n_groups,\), -1,)"),
     Equivalence(r"grouping::_dense_groups::constant::True -> False#1$",
                 "an unstable sort only permutes the rows within a group; rows, dense_row and pos carry each row to "
                 "its slot and back, and every method's advantages (and the max@K U-statistic) are symmetric in "
@@ -873,6 +874,8 @@ def rescore(path: Path) -> dict[str, Any]:
     new = _report(target, source, mutants, old.get("survivors_of"), old["unmutated_test_seconds"], None)
     for key in ("machine", "commit", "dirty", "command", "date", "tests"):  # the run's own provenance
         new[key] = old[key]
+    if "target_seconds" in old:  # the run's own wall time
+        new["target_seconds"] = old["target_seconds"]
     new["rescored"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     path.write_text(json.dumps(new, indent=1) + "\n")
     return new
