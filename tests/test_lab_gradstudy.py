@@ -252,8 +252,35 @@ def test_gradient_study_from_prescribed_scores_and_rewards(monkeypatch: pytest.M
     # derive_seed(seed, "gradvar-boot") mod 2^32 (a resample with v2 <= 0 has no lambda* and is skipped)
     from maxpo.lab.seeding import derive_seed
 
+    # the adaptive lambda, straight from the vectors: before repeat r, the ratio of sum_{s<r} sum_p w_p <h, e> to
+    # sum_{s<r} sum_p w_p |e|^2 (1 while that is 0); its variance, per prompt the trace variance over repeats of
+    # h_r - lambda_r e_r, over MaxPO's (h - e), summed over prompts with the weights w
+    h_max_direct = h["pkpo_loo1"] - e
+    var_max_p = np.array([np.var(h_max_direct[:, p], axis=0, ddof=1).sum() for p in range(p_n)])
+
+    def adaptive(w: np.ndarray) -> tuple[list[float], float]:
+        lams, num, den = [], 0.0, 0.0
+        for r in range(r_n + 1):
+            lams.append(num / den if den > 0 else 1.0)
+            if r < r_n:
+                num += sum(w[p] * h["pkpo_loo1"][r, p] @ e[r, p] for p in range(p_n))
+                den += sum(w[p] * e[r, p] @ e[r, p] for p in range(p_n))
+        a = h["pkpo_loo1"] - np.array(lams[:-1])[:, None, None] * e
+        v_ad = sum(w[p] * np.var(a[:, p], axis=0, ddof=1).sum() for p in range(p_n))
+        return lams, v_ad / (w @ var_max_p)
+
+    lams, ratio = adaptive(np.ones(p_n))
+    ad = out["adaptive"]
+    assert (ad["decay"], ad["initial"]) == (1.0, 1.0)
+    assert ad["lambda_hat_sequence"] == pytest.approx(lams, rel=1e-9) and len(set(lams)) == 4
+    assert ad["lambda_hat_final"]["value"] == pytest.approx(lams[-1], rel=1e-9)
+    assert ad["var_adaptive_over_var1"]["value"] == pytest.approx(ratio, rel=1e-6)
+    assert ad["var_adaptive_over_var_star"]["value"] == pytest.approx(
+        ratio / fam["var_star_over_var1"]["value"], rel=1e-6)
     rng = np.random.default_rng(derive_seed(1, "gradvar-boot") % 2**32)  # seed 1: its bits 31 and 32 are set
-    draws: dict[str, list[float]] = {"lambda_star": [], "var_star_over_var1": [], "var0_over_var1": []}
+    draws: dict[str, list[float]] = {"lambda_star": [], "var_star_over_var1": [], "var0_over_var1": [],
+                                     "var_adaptive_over_var1": [], "var_adaptive_over_var_star": [],
+                                     "lambda_hat_final": []}
     for _ in range(200):
         w = np.zeros(p_n)
         for i in rng.integers(0, p_n, size=p_n):
@@ -264,9 +291,14 @@ def test_gradient_study_from_prescribed_scores_and_rewards(monkeypatch: pytest.M
         draws["lambda_star"].append(a1 / a2)
         draws["var_star_over_var1"].append((a0 - a1 * a1 / a2) / (a0 - 2 * a1 + a2))
         draws["var0_over_var1"].append(a0 / (a0 - 2 * a1 + a2))
+        lams_w, ratio_w = adaptive(w)
+        draws["var_adaptive_over_var1"].append(ratio_w)
+        draws["var_adaptive_over_var_star"].append(ratio_w / draws["var_star_over_var1"][-1])
+        draws["lambda_hat_final"].append(lams_w[-1])
     for name, d in draws.items():
         want = np.quantile(d, [0.025, 0.975])
-        assert [fam[name]["lo"], fam[name]["hi"]] == pytest.approx(want.tolist(), rel=1e-6), name
+        got = fam[name] if name in fam else ad[name]
+        assert [got["lo"], got["hi"]] == pytest.approx(want.tolist(), rel=1e-6), name
     lam = np.linspace(-0.5, 2.0, 26)
     assert fam["curve"]["lambda"] == pytest.approx(lam.tolist())
     assert fam["curve"]["var_over_var1"] == pytest.approx(((v0 - 2 * lam * v1 + lam**2 * v2) / var1).tolist())
@@ -593,6 +625,42 @@ def test_gradient_study_best_shift_filters_at_their_edges(monkeypatch: pytest.Mo
     assert "c_star_over_delta_pooled" not in out["shift"]
 
 
+@pytest.mark.parametrize("running, grams, fires", [
+    (1.0, [1.0, 1.0 + 1.5e-9, 1.0, 1.0], True),  # a lambda before a repeat off by 1.5e-9 relative (rtol 1e-9)
+    (1.0, [1.0, 1.0, 1.0, 1.0 + 1.5e-9], True),  # the final lambda off by as much
+    (0.0, [0.0, 1.5e-12, 0.0, 0.0], True),  # at lambda 0: off by 1.5e-12 (atol 1e-12)
+    (0.0, [0.0, 0.0, 0.0, 1.5e-12], True),
+    (1.0, [1.0, 1.0 + 0.5e-9, 1.0, 1.0 + 0.5e-9], False),  # within the tolerance
+])
+def test_gradient_study_checks_its_lambdas_against_running_lambda(monkeypatch: pytest.MonkeyPatch, running: float,
+                                                                  grams: list[float], fires: bool) -> None:
+    """The study computes the adaptive lambda twice, from the Gram matrices and with RunningLambda, and must refuse
+    to report when the two disagree by more than rtol 1e-9 + atol 1e-12: both sides prescribed here."""
+    from maxpo.lab import gradvar
+
+    class FixedLambda:
+        def __init__(self, decay: float, initial: float) -> None:
+            self.lam = running
+
+        def update_gradients(self, g_a: Any, g_b: Any) -> float:
+            return self.lam
+
+    real = gradvar.adaptive_lambdas
+
+    def from_grams(cross: Any, sq: Any, w: Any = None, initial: float = 1.0) -> np.ndarray:
+        return np.array(grams) if w is None else real(cross, sq, w, initial)
+
+    monkeypatch.setattr(gradvar, "RunningLambda", FixedLambda)
+    monkeypatch.setattr(gradvar, "adaptive_lambdas", from_grams)
+    dbar = np.array([[0.125, 1.0], [0.375, 2.0], [0.625, 3.0]])
+    scores = np.random.default_rng(8).integers(-3, 4, size=(3, 2, 3, 2)).astype(np.float64)
+    if fires:
+        with pytest.raises(RuntimeError, match="disagrees with RunningLambda"):
+            _prescribed_offsets_study(monkeypatch, dbar, scores)
+    else:
+        assert _prescribed_offsets_study(monkeypatch, dbar, scores)["adaptive"]["lambda_hat_sequence"] == grams
+
+
 def test_gradient_study_where_no_answer_is_correct(monkeypatch: pytest.MonkeyPatch) -> None:
     """Partial credit only, never a full reward: no correct-answer means anywhere (None), the wrong-answer means are
     over all answers, no prompt has both outcomes."""
@@ -657,6 +725,31 @@ def test_adaptive_trace_variance_by_hand() -> None:
     assert got == pytest.approx([1.0, 4 / 3], rel=1e-14)
     with pytest.raises(ValueError, match="at least 2"):
         adaptive_trace_variance(*_grams(h[:, :1], e[:, :1]), np.array([1.0]))
+
+
+def test_adaptive_lambdas_and_variance_take_lists_and_refuse_bad_shapes() -> None:
+    """Nested lists (integers too) are read as float64 arrays: the by-hand values above. Grams that are not
+    (P, R, R), or a lambda that is not (R,), are refused with the message, not broadcast; a zero denominator
+    (always so before the first repeat) gives the initial value without a division warning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = adaptive_lambdas([[1, 2, 0], [3, -1, 4]], [[2, 1, 1], [2, 3, 1]])
+        assert got.dtype == np.float64 and got == pytest.approx([1.0, 1.0, 5 / 8, 9 / 10], abs=1e-15)
+        assert adaptive_lambdas([[0.0, 0.0]], [[0.0, 0.0]], initial=0.5).tolist() == [0.5, 0.5, 0.5]
+    h = [[[1, 0], [0, 2], [1, 1]], [[2, 0], [0, 0], [0, 0]]]  # test_adaptive_trace_variance_by_hand's, as lists
+    e = [[[1, 1], [0, 1], [2, 0]], [[0, 0], [0, 0], [0, 0]]]
+    hh, he, ee = (np.einsum("prd,psd->prs", np.array(x), np.array(y)).tolist() for x, y in ((h, h), (h, e), (e, e)))
+    assert adaptive_trace_variance(hh, he, ee, [1, 2, 0.5]) == pytest.approx([1.0, 4 / 3], rel=1e-14)
+    square = np.ones((2, 3, 3))
+    for bad in ((np.ones((2, 3, 2)), np.ones((2, 3, 2)), np.ones((2, 3, 2)), np.ones(2)),  # R x S, S != R
+                (np.ones((2, 3, 2)), np.ones((2, 3, 2)), np.ones((2, 3, 2)), np.ones(3)),
+                (square, square, square, np.ones(2)),  # lambda of the wrong length
+                (square, square[:, :2, :2], square, np.ones(3)),  # Grams of different shapes
+                (square[0], square[0], square[0], np.ones(3))):  # no prompt axis
+        with pytest.raises(ValueError, match=r"must be \(P, R, R\) and lam \(R,\)"):
+            adaptive_trace_variance(*bad)
 
 
 def test_adaptive_trace_variance_at_a_constant_lambda_is_the_family_parabola() -> None:
