@@ -284,6 +284,21 @@ EQUIVALENT: list[Equivalence] = [
                 r"drop_statement::raise ValueError\(\"empty resample\"\) -> pass#1)$",
                 "bootstrap_prompts only passes all ones or a resample's counts, whose sum is the number of prompts "
                 "(at least 2 here), so w.sum() is never 0, 1 or -1 and the guard never fires"),
+    Equivalence(r"lab_gradvar::adaptive_lambdas::constant::0\.0 -> 1\.0#1$",
+                "num's leading entry is read only where den's leading entry, the constant 0.0, is > 0: never (the "
+                "first value is always initial)", context=r"^\[0\.0\]$"),
+    Equivalence(r"lab_gradvar::adaptive_lambdas::constant::1\.0 -> 2\.0#2$",
+                "safe's fill value is the divisor only where den <= 0, and there the outer where() returns initial; "
+                "any non-zero fill gives the same values, without a division warning",
+                context=r"^np\.where\(den > 0, den, 1\.0\)$"),
+    Equivalence(r"lab_gradvar::gradient_study::boolop::keep_h is None or keep_e is None -> "
+                r"keep_h is None and keep_e is None#[12]$",
+                "keep_h and keep_e are assigned together (both None before the first repeat, both tensors from then "
+                "on), so one of them is None exactly when both are"),
+    Equivalence(r"lab_gradvar::gradient_study::drop_statement::raise RuntimeError\(\"no repeat was recorded\"\) -> "
+                r"pass#1$",
+                "unreachable: repeats >= 2 is checked on entry, so the loop body runs and sets keep_h and keep_e "
+                "(the guard is there for the type checker)"),
     Equivalence(r"lab_loss::policy_loss::unwrap_call::\(clipped > pg\)\.to\(m\.dtype\) -> clipped > pg#1$",
                 "the bool tensor is multiplied by m at once, and bool * float promotes to m's dtype with the same "
                 "0/1 values, so the sum and the clip fraction are bit for bit the same"),
