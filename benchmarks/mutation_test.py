@@ -263,6 +263,11 @@ EQUIVALENT: list[Equivalence] = [
                 r"roll\.completion_mask\[g0:g0 \+ b\]#1$",
                 "cm only multiplies the float32 log-probabilities (and gives its length): float times bool promotes "
                 "to float with the same 0/1 values"),
+    Equivalence(r"lab_gradvar::per_sample_scores\.logp::unwrap_call::logits\[start - 1:\]\.float\(\) -> "
+                r"logits\[start - 1:\]#1$",
+                "per_sample_scores runs without autocast and the lab's models hold float32 weights (nothing in the "
+                "lab casts them; bf16 is autocast only, in sampling and training), so the logits are float32 and "
+                ".float() returns them unchanged"),
     Equivalence(r"lab_gradvar::gradient_study::unary_drop::-1 -> 1#\d+$",
                 "the token log-probabilities and completion mask are 2-D (answers, T) and the advantages 2-D "
                 "(prompts, B), so axis -1 and axis 1 are the same axis",
@@ -279,6 +284,21 @@ EQUIVALENT: list[Equivalence] = [
                 r"drop_statement::raise ValueError\(\"empty resample\"\) -> pass#1)$",
                 "bootstrap_prompts only passes all ones or a resample's counts, whose sum is the number of prompts "
                 "(at least 2 here), so w.sum() is never 0, 1 or -1 and the guard never fires"),
+    Equivalence(r"lab_gradvar::adaptive_lambdas::constant::0\.0 -> 1\.0#1$",
+                "num's leading entry is read only where den's leading entry, the constant 0.0, is > 0: never (the "
+                "first value is always initial)", context=r"^\[0\.0\]$"),
+    Equivalence(r"lab_gradvar::adaptive_lambdas::constant::1\.0 -> 2\.0#2$",
+                "safe's fill value is the divisor only where den <= 0, and there the outer where() returns initial; "
+                "any non-zero fill gives the same values, without a division warning",
+                context=r"^np\.where\(den > 0, den, 1\.0\)$"),
+    Equivalence(r"lab_gradvar::gradient_study::boolop::keep_h is None or keep_e is None -> "
+                r"keep_h is None and keep_e is None#[12]$",
+                "keep_h and keep_e are assigned together (both None before the first repeat, both tensors from then "
+                "on), so one of them is None exactly when both are"),
+    Equivalence(r"lab_gradvar::gradient_study::drop_statement::raise RuntimeError\(\"no repeat was recorded\"\) -> "
+                r"pass#1$",
+                "unreachable: repeats >= 2 is checked on entry, so the loop body runs and sets keep_h and keep_e "
+                "(the guard is there for the type checker)"),
     Equivalence(r"lab_loss::policy_loss::unwrap_call::\(clipped > pg\)\.to\(m\.dtype\) -> clipped > pg#1$",
                 "the bool tensor is multiplied by m at once, and bool * float promotes to m's dtype with the same "
                 "0/1 values, so the sum and the clip fraction are bit for bit the same"),
@@ -308,6 +328,61 @@ EQUIVALENT: list[Equivalence] = [
                 "group, and only Q - mean(Q) is used", context=r"(^Fraction\(0\)$)|( if k >= 2 else 0$)"),
     Equivalence(r"lstatistics::exact_mixture_advantages::constant::0 -> -?1#5$",
                 "every entry of out is overwritten: order is a permutation of range(b)", context=r"^Fraction\(0\)$"),
+    # grouping (issue 20)
+    Equivalence(r"grouping::method_size_problem::constant::4096 -> 409[57]#1$",
+                "the lru_cache size decides only which answers are recomputed, never the answers"),
+    Equivalence(r"grouping::_codes::unwrap_call::group_ids\.detach\(\) -> group_ids#1$",
+                "the labels are only read back with tolist(), which reads a tensor that requires grad just as well"),
+    Equivalence(r"grouping::_codes::constant::1 -> 2#2$",
+                "numpy's reshape takes any negative size as the one inferred dimension, so an object array's "
+                "reshape(-2) is reshape(-1)", context=r"^-1$"),
+    Equivalence(r"grouping::(group_advantages|batch_maxk_estimate)::("
+                r"drop_statement::codes = codes\.to\((r\.)?device\) -> pass|"
+                r"unwrap_call::codes\.to\((r\.)?device\) -> codes|"
+                r"drop_statement::ok = ok\.to\(device\) -> pass|unwrap_call::ok\.to\(device\) -> ok)#1$",
+                "_codes and a CPU valid mask give CPU tensors, so these moves differ only for rewards on another "
+                "device: not killable on this CPU-only machine (test_cuda_rewards_with_cpu_labels_and_mask is "
+                "written to kill them where CUDA exists; no GPU was available to run it)"),
+    Equivalence(r"grouping::group_advantages::unwrap_call::group_scale_factors\(.*\)\.to\(device\) -> "
+                r"group_scale_factors\(method, k, sizes\[kept\], scale\)#1$",
+                "sizes is a bincount of codes already on the rewards' device, and group_scale_factors builds its "
+                "result from sizes (to, clone, ones_like, full_like), so it is on that device already"),
+    Equivalence(r"grouping::group_advantages::unwrap_call::r\.detach\(\) -> r#1$",
+                "r is read only by isfinite, float(r[i]) and _dense_groups, whose float64 copy goes to "
+                "maxpo.advantages (computed under no_grad, detached input check) and float(): the advantages "
+                "carry no graph either way (test_rewards_that_require_grad_give_a_plain_result)"),
+    Equivalence(r"grouping::group_advantages::drop_statement::r = r\.detach\(\) -> pass#1$",
+                "the same as dropping the .detach() call: r is read only through isfinite, float() and the "
+                "float64 copy given to maxpo.advantages, which computes without a graph"),
+    Equivalence(r"grouping::batch_maxk_estimate::unwrap_call::r\.detach\(\) -> r#1$",
+                "the estimate is returned as float(mean of maxpo.maxk_estimate(...)), a Python number: whether the "
+                "rewards required grad cannot show in it"),
+    Equivalence(r"grouping::group_advantages::unwrap_call::r\.to\(torch\.float64\) -> r#1$",
+                "for every real dtype isfinite gives the same answer before and after the exact widening to "
+                "float64 (integer and bool tensors are all finite; NaN and inf stay NaN and inf); only complex "
+                "rewards, which no method supports, could differ"),
+    Equivalence(r"grouping::group_advantages::(compare::s > 0 -> s >= 0#1|constant::0 -> -1#2)$",
+                "this only adds size 0 to problems; method_size_problem(m, 0, k) returns a message for every "
+                "method (an empty group is a ValueError), and problems[0] is never read: usable tests s > 0 first "
+                "and why is read for non-empty groups only", context=r"^s > 0$"),
+    Equivalence(r"grouping::group_advantages::unary_drop::-1 -> 1#[12]$",
+                "the scale factors are 1-D and adv is 2-D (groups, B_max): unsqueeze(1) is unsqueeze(-1) and "
+                "amax over dim 1 is amax over dim -1", context=r"(\.unsqueeze\(-1\)$)|(^dim=-1$)"),
+    Equivalence(r"grouping::_dense_groups::unary_drop::-1 -> 1#[12]$",
+                "nonzero() of a 1-D bool tensor is (m, 1), so squeeze(1) is squeeze(-1)",
+                context=r"\.nonzero\(\)\.squeeze\(-1\)$"),
+    Equivalence(r"grouping::_dense_groups::constant::0 -> -1#2$",
+                "kept_sizes is 1-D: cumsum over dim -1 is cumsum over dim 0",
+                context=r"^torch\.cumsum\(kept_sizes, 0\)$"),
+    Equivalence(r"grouping::_dense_groups::(unary_drop::-1 -> 1#3|constant::1 -> [20]#3)$",
+                "the fill value of dense_of_group is never read: it is indexed only at codes[rows], groups that "
+                "have a row in take and so are in kept, whose entries arange overwrites",
+                context=r"(^-1$)|(^torch\.full\(\(n_groups,\), -1,)"),
+    Equivalence(r"grouping::_dense_groups::constant::True -> False#1$",
+                "an unstable sort only permutes the rows within a group; rows, dense_row and pos carry each row to "
+                "its slot and back, and every method's advantages (and the max@K U-statistic) are symmetric in "
+                "the group's samples, so each row gets the same value (only the order of sums in rounding could "
+                "differ)", context=r"^stable=True$"),
 ]
 
 
@@ -814,6 +889,8 @@ def rescore(path: Path) -> dict[str, Any]:
     new = _report(target, source, mutants, old.get("survivors_of"), old["unmutated_test_seconds"], None)
     for key in ("machine", "commit", "dirty", "command", "date", "tests"):  # the run's own provenance
         new[key] = old[key]
+    if "target_seconds" in old:  # the run's own wall time
+        new["target_seconds"] = old["target_seconds"]
     new["rescored"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     path.write_text(json.dumps(new, indent=1) + "\n")
     return new

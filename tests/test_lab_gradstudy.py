@@ -252,8 +252,35 @@ def test_gradient_study_from_prescribed_scores_and_rewards(monkeypatch: pytest.M
     # derive_seed(seed, "gradvar-boot") mod 2^32 (a resample with v2 <= 0 has no lambda* and is skipped)
     from maxpo.lab.seeding import derive_seed
 
+    # the adaptive lambda, straight from the vectors: before repeat r, the ratio of sum_{s<r} sum_p w_p <h, e> to
+    # sum_{s<r} sum_p w_p |e|^2 (1 while that is 0); its variance, per prompt the trace variance over repeats of
+    # h_r - lambda_r e_r, over MaxPO's (h - e), summed over prompts with the weights w
+    h_max_direct = h["pkpo_loo1"] - e
+    var_max_p = np.array([np.var(h_max_direct[:, p], axis=0, ddof=1).sum() for p in range(p_n)])
+
+    def adaptive(w: np.ndarray) -> tuple[list[float], float]:
+        lams, num, den = [], 0.0, 0.0
+        for r in range(r_n + 1):
+            lams.append(num / den if den > 0 else 1.0)
+            if r < r_n:
+                num += sum(w[p] * h["pkpo_loo1"][r, p] @ e[r, p] for p in range(p_n))
+                den += sum(w[p] * e[r, p] @ e[r, p] for p in range(p_n))
+        a = h["pkpo_loo1"] - np.array(lams[:-1])[:, None, None] * e
+        v_ad = sum(w[p] * np.var(a[:, p], axis=0, ddof=1).sum() for p in range(p_n))
+        return lams, v_ad / (w @ var_max_p)
+
+    lams, ratio = adaptive(np.ones(p_n))
+    ad = out["adaptive"]
+    assert (ad["decay"], ad["initial"]) == (1.0, 1.0)
+    assert ad["lambda_hat_sequence"] == pytest.approx(lams, rel=1e-9) and len(set(lams)) == 4
+    assert ad["lambda_hat_final"]["value"] == pytest.approx(lams[-1], rel=1e-9)
+    assert ad["var_adaptive_over_var1"]["value"] == pytest.approx(ratio, rel=1e-6)
+    assert ad["var_adaptive_over_var_star"]["value"] == pytest.approx(
+        ratio / fam["var_star_over_var1"]["value"], rel=1e-6)
     rng = np.random.default_rng(derive_seed(1, "gradvar-boot") % 2**32)  # seed 1: its bits 31 and 32 are set
-    draws: dict[str, list[float]] = {"lambda_star": [], "var_star_over_var1": [], "var0_over_var1": []}
+    draws: dict[str, list[float]] = {"lambda_star": [], "var_star_over_var1": [], "var0_over_var1": [],
+                                     "var_adaptive_over_var1": [], "var_adaptive_over_var_star": [],
+                                     "lambda_hat_final": []}
     for _ in range(200):
         w = np.zeros(p_n)
         for i in rng.integers(0, p_n, size=p_n):
@@ -264,9 +291,14 @@ def test_gradient_study_from_prescribed_scores_and_rewards(monkeypatch: pytest.M
         draws["lambda_star"].append(a1 / a2)
         draws["var_star_over_var1"].append((a0 - a1 * a1 / a2) / (a0 - 2 * a1 + a2))
         draws["var0_over_var1"].append(a0 / (a0 - 2 * a1 + a2))
+        lams_w, ratio_w = adaptive(w)
+        draws["var_adaptive_over_var1"].append(ratio_w)
+        draws["var_adaptive_over_var_star"].append(ratio_w / draws["var_star_over_var1"][-1])
+        draws["lambda_hat_final"].append(lams_w[-1])
     for name, d in draws.items():
         want = np.quantile(d, [0.025, 0.975])
-        assert [fam[name]["lo"], fam[name]["hi"]] == pytest.approx(want.tolist(), rel=1e-6), name
+        got = fam[name] if name in fam else ad[name]
+        assert [got["lo"], got["hi"]] == pytest.approx(want.tolist(), rel=1e-6), name
     lam = np.linspace(-0.5, 2.0, 26)
     assert fam["curve"]["lambda"] == pytest.approx(lam.tolist())
     assert fam["curve"]["var_over_var1"] == pytest.approx(((v0 - 2 * lam * v1 + lam**2 * v2) / var1).tolist())
@@ -410,6 +442,11 @@ def test_repeat_statistics_by_hand_at_the_edges() -> None:
     assert got["relative_variance"] == pytest.approx(0.5) and got["cosine_to_mean"] == pytest.approx(2**-0.5)
     tiny = _repeat_statistics(torch.full((3, 1), 1.2e-30, dtype=torch.float64))
     assert tiny["cosine_to_mean"] == pytest.approx(1.0)
+    # below the floor each norm counts as 1e-30: three equal rows of norm 0.5e-30, whose leave-one-out mean is
+    # 0.5e-30 too, give (0.5e-30 / 1e-30)^2 = 1/4 (the mean of the other rows, not their sum, is what is floored);
+    # all-zero gradients give 0, not NaN
+    assert _repeat_statistics(torch.full((3, 1), 0.5e-30, dtype=torch.float64))["cosine_to_mean"] == pytest.approx(0.25)
+    assert _repeat_statistics(torch.zeros(3, 2, dtype=torch.float64))["cosine_to_mean"] == 0.0
 
 
 def test_prompt_moments_accumulate_in_float64_and_keep_their_own_copy() -> None:
@@ -520,6 +557,110 @@ def test_gradient_study_with_unmixed_groups_and_a_prompt_never_solved(monkeypatc
     assert informative == [0, 1] and out["shift"]["prompts"] == 2 and "c_star_over_delta_pooled" in out["shift"]
 
 
+def _prescribed_offsets_study(monkeypatch: pytest.MonkeyPatch, dbar: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """gradient_study with the stubs above and the advantages prescribed too: in repeat r, prompt p's loo-1
+    advantages are dbar[r, p] + (u, -u, 0) (mean exactly dbar[r, p]) and MaxPO's the centred (u, -u, 0), with
+    u = 0.25 (r + p + 1); B = 3, methods pkpo_loo1 and maxpo."""
+    from maxpo.lab import gradvar
+
+    r_n, p_n = dbar.shape
+    methods = ["pkpo_loo1", "maxpo"]
+    calls = itertools.count()
+
+    def fake_advantages(rewards: torch.Tensor, k: int, method: str, scale: float) -> torch.Tensor:
+        i = next(calls)
+        r, m = divmod(i, len(methods))
+        assert method == methods[m]
+        u = 0.25 * (r + np.arange(p_n) + 1)[:, None] * np.array([[1.0, -1.0, 0.0]])
+        return torch.tensor(u + (dbar[r][:, None] if method == "pkpo_loo1" else 0.0))
+
+    rewards = np.zeros((r_n, p_n, 3))
+    rewards[:, :, 0] = 1.0
+    lengths, per_token = np.ones((r_n, p_n, 3), dtype=int), np.full((r_n, p_n, 3), -0.5)
+    cfg, tok = _study_stubs(monkeypatch, rewards, scores, lengths, per_token)
+    monkeypatch.setattr(gradvar, "scaled_advantages", fake_advantages)
+    return gradvar.gradient_study(torch.nn.Module(), tok, cfg, methods, prompts=p_n, repeats=r_n, seed=0, n_boot=20)
+
+
+def _c_star(dbar: np.ndarray, scores: np.ndarray) -> list[float]:
+    """c* = tr Cov(h, S) / tr Var S per prompt for the prescribed advantages of _prescribed_offsets_study, with
+    h = sum_j A_j S_j and numpy's covariance per coordinate (nan where Var S = 0)."""
+    r_n, p_n = dbar.shape
+    u = 0.25 * (np.arange(r_n)[:, None] + np.arange(p_n)[None] + 1)
+    adv = dbar[:, :, None] + u[:, :, None] * np.array([1.0, -1.0, 0.0])
+    h, sig = np.einsum("rpb,rpbd->rpd", adv, scores), scores.sum(2)
+    d = scores.shape[-1]
+    return [sum(np.cov(h[:, p, c], sig[:, p, c])[0, 1] for c in range(d)) / sum(np.var(sig[:, p, c], ddof=1)
+            for c in range(d)) if np.var(sig[:, p], axis=0).sum() > 0 else float("nan") for p in range(p_n)]
+
+
+# prompt p2's score sum never varies: its c* is 0/0 (nan, with numpy's warning), and the filters leave it out
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")
+def test_gradient_study_best_shift_filters_at_their_edges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four prompts, three repeats, offsets prescribed (dyadic, so every mean and sd below is exact):
+    p0 has offset 0 in every repeat; p1 offsets (1/8, 3/8, 5/8): delta 3/8, sd 1/4, offset-to-noise exactly 1.5;
+    p2 (1/2, 1, 3/2): ratio 1 / (1/2) = 2, but its score sum is the same in every repeat (Var S = 0);
+    p3 (1, 2, 3): ratio 2 / 1 = 2. The best shift uses the prompts with delta > 0 and Var S > 0: p1 and p3.
+    Above the cut of 1.5 (strictly; sd 0 excluded): p2 and p3."""
+    dbar = np.array([[0.0, 0.125, 0.5, 1.0], [0.0, 0.375, 1.0, 2.0], [0.0, 0.625, 1.5, 3.0]])
+    rng = np.random.default_rng(7)
+    scores = rng.integers(-3, 4, size=(3, 4, 3, 2)).astype(np.float64)
+    scores[:, 2, 2] = np.array([5.0, -2.0]) - scores[:, 2, 0] - scores[:, 2, 1]  # p2: S summed over answers is fixed
+    out = _prescribed_offsets_study(monkeypatch, dbar, scores)
+    rows = out["per_prompt"]
+    assert [row["delta"] for row in rows] == [0.0, 0.375, 1.0, 2.0]
+    assert [row["sd_dbar"] for row in rows] == [0.0, 0.25, 0.5, 1.0]
+    shift = out["shift"]
+    assert shift["prompts"] == 2 and shift["offset_to_noise_above_1_5"] == 2
+    c_star = _c_star(dbar, scores)
+    assert np.isnan(c_star[2]) and np.isnan(rows[2]["c_star"])
+    assert [rows[p]["c_star"] for p in (0, 1, 3)] == pytest.approx([c_star[p] for p in (0, 1, 3)], rel=1e-9)
+    assert shift["c_star_over_delta_median"] == pytest.approx(np.median([c_star[1] / 0.375, c_star[3] / 2.0]))
+    assert shift["c_star_over_delta_pooled"]["value"] == pytest.approx((c_star[1] + c_star[3]) / (0.375 + 2.0))
+    # with p0 and p3 only, one prompt is informative: its ratio, and no pooled interval over a single prompt
+    dbar, scores = dbar[:, [0, 3]], scores[:, [0, 3]]
+    out = _prescribed_offsets_study(monkeypatch, dbar, scores)
+    assert out["shift"]["prompts"] == 1 and out["shift"]["offset_to_noise_above_1_5"] == 1
+    assert out["shift"]["c_star_over_delta_median"] == pytest.approx(_c_star(dbar, scores)[1] / 2.0)
+    assert "c_star_over_delta_pooled" not in out["shift"]
+
+
+@pytest.mark.parametrize("running, grams, fires", [
+    (1.0, [1.0, 1.0 + 1.5e-9, 1.0, 1.0], True),  # a lambda before a repeat off by 1.5e-9 relative (rtol 1e-9)
+    (1.0, [1.0, 1.0, 1.0, 1.0 + 1.5e-9], True),  # the final lambda off by as much
+    (0.0, [0.0, 1.5e-12, 0.0, 0.0], True),  # at lambda 0: off by 1.5e-12 (atol 1e-12)
+    (0.0, [0.0, 0.0, 0.0, 1.5e-12], True),
+    (1.0, [1.0, 1.0 + 0.5e-9, 1.0, 1.0 + 0.5e-9], False),  # within the tolerance
+])
+def test_gradient_study_checks_its_lambdas_against_running_lambda(monkeypatch: pytest.MonkeyPatch, running: float,
+                                                                  grams: list[float], fires: bool) -> None:
+    """The study computes the adaptive lambda twice, from the Gram matrices and with RunningLambda, and must refuse
+    to report when the two disagree by more than rtol 1e-9 + atol 1e-12: both sides prescribed here."""
+    from maxpo.lab import gradvar
+
+    class FixedLambda:
+        def __init__(self, decay: float, initial: float) -> None:
+            self.lam = running
+
+        def update_gradients(self, g_a: Any, g_b: Any) -> float:
+            return self.lam
+
+    real = gradvar.adaptive_lambdas
+
+    def from_grams(cross: Any, sq: Any, w: Any = None, initial: float = 1.0) -> np.ndarray:
+        return np.array(grams) if w is None else real(cross, sq, w, initial)
+
+    monkeypatch.setattr(gradvar, "RunningLambda", FixedLambda)
+    monkeypatch.setattr(gradvar, "adaptive_lambdas", from_grams)
+    dbar = np.array([[0.125, 1.0], [0.375, 2.0], [0.625, 3.0]])
+    scores = np.random.default_rng(8).integers(-3, 4, size=(3, 2, 3, 2)).astype(np.float64)
+    if fires:
+        with pytest.raises(RuntimeError, match="disagrees with RunningLambda"):
+            _prescribed_offsets_study(monkeypatch, dbar, scores)
+    else:
+        assert _prescribed_offsets_study(monkeypatch, dbar, scores)["adaptive"]["lambda_hat_sequence"] == grams
+
+
 def test_gradient_study_where_no_answer_is_correct(monkeypatch: pytest.MonkeyPatch) -> None:
     """Partial credit only, never a full reward: no correct-answer means anywhere (None), the wrong-answer means are
     over all answers, no prompt has both outcomes."""
@@ -584,6 +725,31 @@ def test_adaptive_trace_variance_by_hand() -> None:
     assert got == pytest.approx([1.0, 4 / 3], rel=1e-14)
     with pytest.raises(ValueError, match="at least 2"):
         adaptive_trace_variance(*_grams(h[:, :1], e[:, :1]), np.array([1.0]))
+
+
+def test_adaptive_lambdas_and_variance_take_lists_and_refuse_bad_shapes() -> None:
+    """Nested lists (integers too) are read as float64 arrays: the by-hand values above. Grams that are not
+    (P, R, R), or a lambda that is not (R,), are refused with the message, not broadcast; a zero denominator
+    (always so before the first repeat) gives the initial value without a division warning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = adaptive_lambdas([[1, 2, 0], [3, -1, 4]], [[2, 1, 1], [2, 3, 1]])
+        assert got.dtype == np.float64 and got == pytest.approx([1.0, 1.0, 5 / 8, 9 / 10], abs=1e-15)
+        assert adaptive_lambdas([[0.0, 0.0]], [[0.0, 0.0]], initial=0.5).tolist() == [0.5, 0.5, 0.5]
+    h = [[[1, 0], [0, 2], [1, 1]], [[2, 0], [0, 0], [0, 0]]]  # test_adaptive_trace_variance_by_hand's, as lists
+    e = [[[1, 1], [0, 1], [2, 0]], [[0, 0], [0, 0], [0, 0]]]
+    hh, he, ee = (np.einsum("prd,psd->prs", np.array(x), np.array(y)).tolist() for x, y in ((h, h), (h, e), (e, e)))
+    assert adaptive_trace_variance(hh, he, ee, [1, 2, 0.5]) == pytest.approx([1.0, 4 / 3], rel=1e-14)
+    square = np.ones((2, 3, 3))
+    for bad in ((np.ones((2, 3, 2)), np.ones((2, 3, 2)), np.ones((2, 3, 2)), np.ones(2)),  # R x S, S != R
+                (np.ones((2, 3, 2)), np.ones((2, 3, 2)), np.ones((2, 3, 2)), np.ones(3)),
+                (square, square, square, np.ones(2)),  # lambda of the wrong length
+                (square, square[:, :2, :2], square, np.ones(3)),  # Grams of different shapes
+                (square[0], square[0], square[0], np.ones(3))):  # no prompt axis
+        with pytest.raises(ValueError, match=r"must be \(P, R, R\) and lam \(R,\)"):
+            adaptive_trace_variance(*bad)
 
 
 def test_adaptive_trace_variance_at_a_constant_lambda_is_the_family_parabola() -> None:
