@@ -262,11 +262,36 @@ _LAYOUT_JS = """() => {
     }
     return true;
   };
-  const plots = [], titles = [], covered = [], ticks = [], bars = [];
+  const plots = [], titles = [], covered = [], ticks = [], bars = [], notes = [], controls = [];
+  // a control reaches past the right (or left) edge of what holds it: its figure or explorer, and the column
+  const pastEdge = (what, el, holder) => {
+    const b = el.getBoundingClientRect(), h = holder.getBoundingClientRect();
+    if (b.width === 0 && b.height === 0) return;
+    const right = Math.min(h.right, colBox.right), left = Math.max(h.left, colBox.left);
+    if (b.right > right + 2 || b.left < left - 2)
+      controls.push(what + ' spans ' + Math.round(b.left) + '..' + Math.round(b.right) + ' px, its ' +
+                    (h.right < colBox.right ? 'figure' : 'column') + ' ' + Math.round(left) + '..' +
+                    Math.round(right) + ' px: ' + describe(holder));
+  };
+  // the static explorers' own HTML controls (menus, sliders) and their labels
+  col.querySelectorAll('.mx-explorer').forEach(ex => ex.querySelectorAll('.mx-controls label, .mx-controls select, ' +
+    '.mx-controls input').forEach(c => pastEdge('a static control "' + (c.tagName === 'LABEL' ?
+      (c.textContent || '').trim().split(/\\s+/)[0] : c.tagName.toLowerCase()) + '"', c, ex)));
   document.querySelectorAll('.js-plotly-plot').forEach((gd, n) => {
     const fl = gd._fullLayout;
     if (!fl) return;
     const name = (gd.closest('figure, .cell') || gd).id || ('plot ' + (n + 1));
+    // two annotations (subplot titles are annotations) whose drawn text boxes intersect by more than 1 px
+    const texts = Array.from(gd.querySelectorAll('g.annotation text.annotation-text'))
+      .filter(e => e.getBoundingClientRect().width > 0 && (e.textContent || '').trim())
+      .map(e => ({c: corners(e), t: (e.textContent || '').trim()}));
+    for (let i = 0; i < texts.length; i++)
+      for (let j = i + 1; j < texts.length; j++)
+        if (intersect(texts[i].c, texts[j].c, 1))
+          notes.push(name + ': annotations "' + texts[i].t + '" and "' + texts[j].t + '" overlap');
+    // plotly's own menus and sliders
+    gd.querySelectorAll('g.updatemenu-header-group, g.updatemenu-button, g.slider-container').forEach(c =>
+      pastEdge(name + ': a plotly ' + (c.matches('g.slider-container') ? 'slider' : 'menu'), c, gd));
     const w = fl._size.w, total = fl.width, h = fl._size.h, totalH = fl.height;
     if (w < 0.45 * total || w < 150)
       plots.push(name + ': plot area ' + Math.round(w) + ' of ' + Math.round(total) + ' px wide');
@@ -327,7 +352,7 @@ _LAYOUT_JS = """() => {
     }
   });
   return {overflow, clipped, plots, titles, covered, sideways, raw: Array.from(new Set(raw)), outputs, ticks,
-          bars: Array.from(new Set(bars)),
+          bars: Array.from(new Set(bars)), notes, controls: Array.from(new Set(controls)),
           column: colBox.width};
 }"""
 
@@ -375,11 +400,16 @@ def test_page_layout_fits(browser, book_server, docname: str, width: int) -> Non
       intersect by more than 1 px: turned labels whose boxes only cross as
       axis-aligned rectangles do not count), and no log axis labels its minor
       ticks (plotly's ``D1``/``D2`` ticks: "2, 100, 9…2");
-    * no bar reaches past its plot area (plotly cuts it at the axis range).
+    * no bar reaches past its plot area (plotly cuts it at the axis range);
+    * no two annotations of one figure (subplot titles are annotations) overlap:
+      their drawn text boxes intersect by more than 1 px;
+    * no control reaches past the right or left edge of its figure or of the text
+      column: a plotly menu (its closed header or a row of buttons) or slider, or
+      a static explorer's HTML menu, slider or their label.
     """
     got = _layout(browser, f"{book_server}/{docname}.html", width)
     problems = (got["plots"] + got["titles"] + got["covered"] + got["clipped"] + got["sideways"] + got["raw"]
-                + got["outputs"] + got["ticks"] + got["bars"])
+                + got["outputs"] + got["ticks"] + got["bars"] + got["notes"] + got["controls"])
     if width >= 1000:
         problems += got["overflow"]
     assert not problems, f"{docname} at {width} px (text column {got['column']:.0f} px):\n" + "\n".join(problems)
