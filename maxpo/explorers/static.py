@@ -238,7 +238,7 @@ function show(){
   var title=meth.label+': Σ A<sub>i</sub> = '+(centred?'0 (centred)':String(parseFloat(sum.toPrecision(4))));
   plot.style.display='';
   var layout=Object.assign({},D.layout,{title:Object.assign({},D.layout.title,{text:title})});
-  Plotly.react(plot,[{type:'bar',x:x,y:A,marker:{color:meth.color},name:meth.label}],layout,D.config);
+  plot.mxDrawn=Plotly.react(plot,[{type:'bar',x:x,y:A,marker:{color:meth.color},name:meth.label}],layout,D.config);
 }
 sliders.concat([kIn,mIn]).forEach(function(el){el.addEventListener('input',show);el.addEventListener('change',show);});
 show();
