@@ -572,3 +572,31 @@ def test_no_bar_is_cut_in_any_control_state(browser, book_server, docname: str) 
         assert not problems and not cut, f"{docname}:\n" + "\n".join(problems + cut)
     finally:
         context.close()
+
+
+def test_the_every_state_check_finds_a_bar_cut_in_a_later_state(browser) -> None:
+    """The check above on a figure made to fail: a fixed y range of 0..3 fits the first menu state's bars (1, 2)
+    and cuts the second's (5, 10) at the top, which the layout test of the drawn state cannot see."""
+    import json
+    from pathlib import Path
+
+    import plotly
+    import plotly.graph_objects as go
+
+    from maxpo.figures import viz
+
+    fig = viz.dropdown_figure({"small": 1.0, "large": 5.0}, lambda v: [go.Bar(x=["a", "b"], y=[v, 2 * v], name="v")],
+                              yaxis=dict(range=[0, 3]))
+    plotly_js = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.set_content(f"<!doctype html><html><head><meta charset='utf-8'><script>{plotly_js}</script></head>"
+                         f"<body><div id='f' class='plotly-graph-div'></div><script>var d = {fig.to_json()};"
+                         "Plotly.newPlot('f', d.data, d.layout);</script></body></html>")
+        page.wait_for_selector("#f g.trace.bars")
+        got = page.evaluate(_BARS_IN_EVERY_STATE_JS, [0, MAX_STATES, FIGURE_BUDGET_MS, CALL_BUDGET_MS])
+        assert got["states"] == 2 and not got["problems"], json.dumps(got)
+        assert len(got["cut"]) == 1 and "(large)" in got["cut"][0] and "cut at the top" in got["cut"][0], got["cut"]
+    finally:
+        context.close()
