@@ -262,11 +262,36 @@ _LAYOUT_JS = """() => {
     }
     return true;
   };
-  const plots = [], titles = [], covered = [], ticks = [], bars = [];
+  const plots = [], titles = [], covered = [], ticks = [], bars = [], notes = [], controls = [];
+  // a control reaches past the right (or left) edge of what holds it: its figure or explorer, and the column
+  const pastEdge = (what, el, holder) => {
+    const b = el.getBoundingClientRect(), h = holder.getBoundingClientRect();
+    if (b.width === 0 && b.height === 0) return;
+    const right = Math.min(h.right, colBox.right), left = Math.max(h.left, colBox.left);
+    if (b.right > right + 2 || b.left < left - 2)
+      controls.push(what + ' spans ' + Math.round(b.left) + '..' + Math.round(b.right) + ' px, its ' +
+                    (h.right < colBox.right ? 'figure' : 'column') + ' ' + Math.round(left) + '..' +
+                    Math.round(right) + ' px: ' + describe(holder));
+  };
+  // the static explorers' own HTML controls (menus, sliders) and their labels
+  col.querySelectorAll('.mx-explorer').forEach(ex => ex.querySelectorAll('.mx-controls label, .mx-controls select, ' +
+    '.mx-controls input').forEach(c => pastEdge('a static control "' + (c.tagName === 'LABEL' ?
+      (c.textContent || '').trim().split(/\\s+/)[0] : c.tagName.toLowerCase()) + '"', c, ex)));
   document.querySelectorAll('.js-plotly-plot').forEach((gd, n) => {
     const fl = gd._fullLayout;
     if (!fl) return;
     const name = (gd.closest('figure, .cell') || gd).id || ('plot ' + (n + 1));
+    // two annotations (subplot titles are annotations) whose drawn text boxes intersect by more than 1 px
+    const texts = Array.from(gd.querySelectorAll('g.annotation text.annotation-text'))
+      .filter(e => e.getBoundingClientRect().width > 0 && (e.textContent || '').trim())
+      .map(e => ({c: corners(e), t: (e.textContent || '').trim()}));
+    for (let i = 0; i < texts.length; i++)
+      for (let j = i + 1; j < texts.length; j++)
+        if (intersect(texts[i].c, texts[j].c, 1))
+          notes.push(name + ': annotations "' + texts[i].t + '" and "' + texts[j].t + '" overlap');
+    // plotly's own menus and sliders
+    gd.querySelectorAll('g.updatemenu-header-group, g.updatemenu-button, g.slider-container').forEach(c =>
+      pastEdge(name + ': a plotly ' + (c.matches('g.slider-container') ? 'slider' : 'menu'), c, gd));
     const w = fl._size.w, total = fl.width, h = fl._size.h, totalH = fl.height;
     if (w < 0.45 * total || w < 150)
       plots.push(name + ': plot area ' + Math.round(w) + ' of ' + Math.round(total) + ' px wide');
@@ -327,7 +352,7 @@ _LAYOUT_JS = """() => {
     }
   });
   return {overflow, clipped, plots, titles, covered, sideways, raw: Array.from(new Set(raw)), outputs, ticks,
-          bars: Array.from(new Set(bars)),
+          bars: Array.from(new Set(bars)), notes, controls: Array.from(new Set(controls)),
           column: colBox.width};
 }"""
 
@@ -375,12 +400,203 @@ def test_page_layout_fits(browser, book_server, docname: str, width: int) -> Non
       intersect by more than 1 px: turned labels whose boxes only cross as
       axis-aligned rectangles do not count), and no log axis labels its minor
       ticks (plotly's ``D1``/``D2`` ticks: "2, 100, 9…2");
-    * no bar reaches past its plot area (plotly cuts it at the axis range).
+    * no bar reaches past its plot area (plotly cuts it at the axis range);
+    * no two annotations of one figure (subplot titles are annotations) overlap:
+      their drawn text boxes intersect by more than 1 px;
+    * no control reaches past the right or left edge of its figure or of the text
+      column: a plotly menu (its closed header or a row of buttons) or slider, or
+      a static explorer's HTML menu, slider or their label.
     """
     got = _layout(browser, f"{book_server}/{docname}.html", width)
     problems = (got["plots"] + got["titles"] + got["covered"] + got["clipped"] + got["sideways"] + got["raw"]
-                + got["outputs"] + got["ticks"] + got["bars"])
+                + got["outputs"] + got["ticks"] + got["bars"] + got["notes"] + got["controls"])
     if width >= 1000:
         problems += got["overflow"]
     assert not problems, f"{docname} at {width} px (text column {got['column']:.0f} px):\n" + "\n".join(problems)
 
+
+
+# --------------------------------------------------------------------------- bars in every control state
+#: At most this many states of one control (or of one static explorer's grid) are drawn; a control with more
+#: is stepped through this many, evenly spaced, its first and last included.
+MAX_STATES = 400
+#: Time allowed for one figure's states, and for one plotly call, in the page (ms).
+FIGURE_BUDGET_MS = 120_000
+CALL_BUDGET_MS = 15_000
+
+#: Draws every state of the controls of figure number ``n`` on the page and returns the bars cut by the plot
+#: area in any of them. A static explorer (``.mx-explorer``) is driven through its own HTML controls (every
+#: combination of a grid explorer's menus and sliders; each control of the dragged-rewards explorer through
+#: its positions, the others at their start) and its page script's drawing (``plot.mxDrawn``) is awaited; a
+#: figure with plotly menus or sliders gets each button or step applied with its own plotly method and
+#: arguments, one control at a time, the others at their active state.
+_BARS_IN_EVERY_STATE_JS = """async ([n, maxStates, figureMs, callMs]) => {
+  const gd = document.querySelectorAll('.js-plotly-plot')[n];
+  const name = (gd.closest('figure, .cell') || gd).id || ('plot ' + (n + 1));
+  const t0 = performance.now(), cut = new Set(), problems = [];
+  let states = 0;
+  const within = (p, what) => Promise.race([Promise.resolve(p), new Promise((_, no) =>
+    setTimeout(() => no(new Error(what + ' did not finish in ' + callMs + ' ms')), callMs))]);
+  const frame = () => new Promise(ok => requestAnimationFrame(() => ok()));
+  const check = (label) => {
+    const fl = gd._fullLayout;
+    if (!fl || gd.style.display === 'none') return;
+    gd.querySelectorAll('.cartesianlayer g.subplot').forEach(sp => {
+      const id = Array.from(sp.classList).find(c => /^x\\d*y\\d*$/.test(c));
+      const drag = id && gd.querySelector('.draglayer g.' + id + ' rect.nsewdrag');
+      if (!drag) return;
+      const area = drag.getBoundingClientRect();
+      const xa = fl[id.replace(/y.*/, '').replace('x', 'xaxis')], ya = fl['yaxis' + id.replace(/^x\\d*y/, '')];
+      sp.querySelectorAll('g.trace.bars g.point path').forEach(p => {
+        const r = p.getBoundingClientRect();
+        if (r.width === 0 && r.height === 0) return;
+        const sides = [];
+        if (r.top < area.top - 1) sides.push('top');
+        if (r.right > area.right + 1) sides.push('right');
+        if (r.bottom > area.bottom + 1 && !(ya && ya.type === 'log')) sides.push('bottom');
+        if (r.left < area.left - 1 && !(xa && xa.type === 'log')) sides.push('left');
+        if (sides.length) cut.add(name + ' (' + label + '): a bar (' +
+          (p.closest('g.trace').__data__?.[0]?.trace?.name || '') + ') is cut at the ' + sides.join(' and '));
+      });
+    });
+  };
+  const spread = (count) => {  // indices 0..count-1, at most maxStates of them, first and last included
+    if (count <= maxStates) return Array.from({length: count}, (_, i) => i);
+    return Array.from(new Set(Array.from({length: maxStates},
+                                         (_, i) => Math.round(i * (count - 1) / (maxStates - 1)))));
+  };
+  const late = () => performance.now() - t0 > figureMs;
+  try {
+    const ex = gd.closest('.mx-explorer');
+    if (ex) {
+      const inputs = Array.from(ex.querySelectorAll(
+        '[data-mx], input[data-mx-r], input[data-mx-k], select[data-mx-m]'));
+      const positions = inputs.map(el => el.tagName === 'SELECT' ? Array.from(el.options, (_, i) => i)
+        : Array.from({length: Number(el.max) - Number(el.min) + 1}, (_, i) => Number(el.min) + i));
+      const start = inputs.map(el => el.tagName === 'SELECT' ? el.selectedIndex : Number(el.value));
+      const set = (el, v) => {
+        if (el.tagName === 'SELECT') el.selectedIndex = v; else el.value = String(v);
+        el.dispatchEvent(new Event('input', {bubbles: true}));
+      };
+      const draw = async (label) => {
+        await within(gd.mxDrawn, 'drawing ' + label);
+        await frame();
+        check(label);
+        states++;
+      };
+      const grid = inputs.every(el => el.hasAttribute('data-mx'));
+      const total = positions.reduce((a, p) => a * p.length, 1);
+      if (grid && total <= maxStates) {
+        for (let s = 0; s < total && !late(); s++) {  // every combination, the last control fastest
+          let rest = s;
+          const combo = positions.map(() => 0);
+          for (let i = inputs.length - 1; i >= 0; i--) { combo[i] = positions[i][rest % positions[i].length];
+                                                         rest = Math.floor(rest / positions[i].length); }
+          combo.forEach((v, i) => { if ((inputs[i].tagName === 'SELECT' ? inputs[i].selectedIndex
+                                          : Number(inputs[i].value)) !== v) set(inputs[i], v); });
+          await draw(inputs.map((el, i) => el.parentNode.textContent.trim().split(/\\s+/)[0] + ' ' + combo[i])
+                               .join(', '));
+        }
+        if (late()) problems.push(name + ': stopped after ' + states + ' of ' + total + ' states (time budget)');
+      } else {
+        for (let i = 0; i < inputs.length && !late(); i++) {
+          for (const k of spread(positions[i].length)) {
+            if (late()) break;
+            set(inputs[i], positions[i][k]);
+            await draw('control ' + i + ' at ' + positions[i][k]);
+          }
+          set(inputs[i], start[i]);
+        }
+        if (late()) problems.push(name + ': stopped after ' + states + ' states (time budget)');
+      }
+      inputs.forEach((el, i) => set(el, start[i]));
+      await within(gd.mxDrawn, 'drawing the start');
+    } else {
+      const controls = [].concat(
+        (gd.layout.updatemenus || []).map(m => ({active: m.active || 0, steps: m.buttons || []})),
+        (gd.layout.sliders || []).map(s => ({active: s.active || 0, steps: s.steps || []})));
+      const apply = async (b, label) => {
+        if (!b || !b.method || b.method === 'skip' || b.method === 'animate') return;
+        const args = (b.args || []).map(a => JSON.parse(JSON.stringify(a ?? null)));
+        await within(Plotly[b.method](gd, ...args), 'Plotly.' + b.method + ' (' + label + ')');
+      };
+      check('as drawn');
+      for (const c of controls) {
+        for (const k of spread(c.steps.length)) {
+          if (late()) break;
+          await apply(c.steps[k], c.steps[k].label);
+          check(c.steps[k].label);
+          states++;
+        }
+        await apply(c.steps[c.active], 'back to the active state');
+        if (late()) { problems.push(name + ': stopped after ' + states + ' states (time budget)'); break; }
+      }
+    }
+  } catch (err) {
+    problems.push(name + ': ' + err.message);
+  }
+  return {cut: Array.from(cut), problems, states, ms: Math.round(performance.now() - t0)};
+}"""
+
+
+@pytest.mark.parametrize("docname", PAGES, ids=[chapter_id(d) for d in PAGES])
+def test_no_bar_is_cut_in_any_control_state(browser, book_server, docname: str) -> None:
+    """Every state of every control on the page, drawn in turn: no bar reaches past its plot area.
+
+    A fixed axis range, or one computed for the starting state only, cuts a
+    bar at the top in some other state. One ``evaluate`` per figure, at most
+    :data:`MAX_STATES` states per control (per grid), each plotly call bounded
+    in time and each figure too (running out of time fails the test: a state
+    not drawn is not checked).
+    """
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.route("**/*", lambda r: r.continue_() if urlparse(r.request.url).hostname == "127.0.0.1" else r.abort())
+    try:
+        page.goto(f"{book_server}/{docname}.html", wait_until="load", timeout=TIMEOUT_MS)
+        page.wait_for_function(
+            """() => document.querySelectorAll('.plotly-graph-div').length ===
+                     document.querySelectorAll('.plotly-graph-div.js-plotly-plot').length""",
+            timeout=TIMEOUT_MS)
+        with_controls = page.evaluate(
+            """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map((gd, n) =>
+                 (gd.closest('.mx-explorer') || (gd.layout && ((gd.layout.updatemenus || []).length ||
+                  (gd.layout.sliders || []).length))) ? n : -1).filter(n => n >= 0)""")
+        cut: list[str] = []
+        problems: list[str] = []
+        for n in with_controls:
+            got = page.evaluate(_BARS_IN_EVERY_STATE_JS, [n, MAX_STATES, FIGURE_BUDGET_MS, CALL_BUDGET_MS])
+            print(f"{docname} figure {n}: {got['states']} states in {got['ms']} ms")
+            cut += got["cut"]
+            problems += got["problems"]
+        assert not problems and not cut, f"{docname}:\n" + "\n".join(problems + cut)
+    finally:
+        context.close()
+
+
+def test_the_every_state_check_finds_a_bar_cut_in_a_later_state(browser) -> None:
+    """The check above on a figure made to fail: a fixed y range of 0..3 fits the first menu state's bars (1, 2)
+    and cuts the second's (5, 10) at the top, which the layout test of the drawn state cannot see."""
+    import json
+    from pathlib import Path
+
+    import plotly
+    import plotly.graph_objects as go
+
+    from maxpo.figures import viz
+
+    fig = viz.dropdown_figure({"small": 1.0, "large": 5.0}, lambda v: [go.Bar(x=["a", "b"], y=[v, 2 * v], name="v")],
+                              yaxis=dict(range=[0, 3]))
+    plotly_js = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.set_content(f"<!doctype html><html><head><meta charset='utf-8'><script>{plotly_js}</script></head>"
+                         f"<body><div id='f' class='plotly-graph-div'></div><script>var d = {fig.to_json()};"
+                         "Plotly.newPlot('f', d.data, d.layout);</script></body></html>")
+        page.wait_for_selector("#f g.trace.bars")
+        got = page.evaluate(_BARS_IN_EVERY_STATE_JS, [0, MAX_STATES, FIGURE_BUDGET_MS, CALL_BUDGET_MS])
+        assert got["states"] == 2 and not got["problems"], json.dumps(got)
+        assert len(got["cut"]) == 1 and "(large)" in got["cut"][0] and "cut at the top" in got["cut"][0], got["cut"]
+    finally:
+        context.close()

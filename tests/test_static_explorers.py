@@ -205,3 +205,28 @@ def test_every_control_on_every_static_page_changes_its_figure(book_server, page
         explorer = found.nth(i)
         explorer.scroll_into_view_if_needed()
         move_every_control(page, explorer, f"{docname} explorer {i}")
+
+
+@pytest.mark.parametrize("name", ["estimate", "gradient", "variance"])
+def test_two_panels_stack_on_a_narrow_screen(browser, name: str) -> None:
+    """Side by side in a 688 px column; one above the other in a 358 px one (a phone), also after a resize."""
+    def panels(pg: object) -> list[dict]:
+        return pg.evaluate("""() => ['xy', 'x2y2'].map(id => {
+            const r = document.querySelector('.mx-plot .draglayer g.' + id + ' rect.nsewdrag').getBoundingClientRect();
+            return {left: r.left, right: r.right, top: r.top, bottom: r.bottom, width: r.width}; })""")
+
+    html = EXPLORERS[name]().static_html()
+    with local_only_page(browser, 1280, 1400) as (pg, blocked, errors):
+        explorer = _standalone(pg, f"<div id='col' style='width:688px'>{html}</div>")
+        first, second = panels(pg)
+        assert second["left"] >= first["right"] and abs(second["top"] - first["top"]) < 1, (first, second)
+        pg.set_viewport_size({"width": 390, "height": 1400})
+        pg.evaluate("() => { document.getElementById('col').style.width = '358px'; "
+                    "window.dispatchEvent(new Event('resize')); }")
+        pg.wait_for_timeout(300)
+        first, second = panels(pg)
+        assert second["top"] >= first["bottom"] and first["width"] > 150 and second["width"] > 150, (first, second)
+        titles = explorer.evaluate("root => Array.from(root.querySelectorAll('g.annotation text')).map(e => { "
+                                   "const r = e.getBoundingClientRect(); return [r.top, r.bottom]; })")
+        assert len(titles) == 2 and titles[1][0] > titles[0][1], titles  # the titles one above the other
+        assert not errors and not blocked

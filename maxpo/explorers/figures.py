@@ -14,23 +14,55 @@ from plotly.subplots import make_subplots
 
 from maxpo.figures import viz
 
-__all__ = ["advantage_figure", "estimate_figure", "gradient_figure", "precision_figure", "variance_figure"]
+__all__ = ["advantage_figure", "estimate_figure", "gradient_figure", "narrow_layout", "precision_figure",
+           "variance_figure"]
 
 HEIGHT = 400
 #: Values at or below this are drawn at this height on a log axis (plotly cannot draw 0 there).
 LOG_FLOOR = 1e-18
 
 
-def _two_panels(left: str, right: str) -> go.Figure:
+#: A two-panel figure narrower than this many pixels is drawn with its panels stacked (:func:`narrow_layout`).
+NARROW_BELOW = 560
+#: Share of the stacked figure's plot height between the two panels (the upper panel's axis title, the lower
+#: panel's title).
+STACK_GAP = 0.2
+
+
+def narrow_layout(height: int) -> dict[str, Any]:
+    """How a two-panel figure of ``height`` px is stacked on a narrow screen, stored in its ``layout.meta``.
+
+    ``{"below": px, "height": px, "set": {path: value}}``: where the figure is
+    narrower than ``below`` px, the static book's page script
+    (:mod:`maxpo.explorers.static`) sets each plotly layout path to its value
+    and the figure to the given height: both panels span the full width, one
+    above the other, each with its title centred above it. Side by side at
+    390 px each panel would be about 130 px wide and its title would run into
+    the other's.
+    """
+    lower_top = (1 - STACK_GAP) / 2
+    return {"below": NARROW_BELOW, "height": 2 * height - 80, "set": {
+        "xaxis.domain": [0, 1], "xaxis2.domain": [0, 1],
+        "yaxis.domain": [1 - lower_top, 1], "yaxis2.domain": [0, lower_top],
+        "annotations[0].x": 0.5, "annotations[1].x": 0.5, "annotations[1].y": lower_top,
+    }}
+
+
+def _two_panels(left: str, right: str, height: int = HEIGHT) -> go.Figure:
+    """Two panels side by side, titled ``left`` and ``right``; stacked on a narrow screen (:func:`narrow_layout`).
+
+    Keep the titles short (about 25 characters): side by side, each has about
+    half of a 688 px text column.
+    """
     fig = make_subplots(rows=1, cols=2, subplot_titles=(left, right), horizontal_spacing=0.12)
-    fig.update_layout(height=HEIGHT, margin=dict(t=60))
+    fig.update_layout(height=height, margin=dict(t=60), meta={"mx_narrow": narrow_layout(height)})
     return fig
 
 
 def estimate_figure(summary: Mapping[str, Any], k: int) -> go.Figure:
     """Left: rank weights on the sorted rewards. Right: the estimate for every K, the chosen K marked."""
     name = "pass@K" if summary["binary"] else "max@K"
-    fig = _two_panels(f"rank weights at K = {k}", f"{name} estimate for every K")
+    fig = _two_panels(f"rank weights, K = {k}", f"{name} estimate by K")
     b = len(summary["sorted"])
     ranks = list(range(1, b + 1))
     fig.add_trace(go.Bar(x=ranks, y=summary["weights"], marker_color=viz.PALETTE[0], name="weight w<sub>i</sub>",
@@ -52,7 +84,7 @@ def estimate_figure(summary: Mapping[str, Any], k: int) -> go.Figure:
 
 def gradient_figure(summary: Mapping[str, Any], rewards: Sequence[float]) -> go.Figure:
     """Left: exact ∇J_K against the signal's expected gradient, per logit. Right: mean signal per action."""
-    fig = _two_panels("gradient with respect to each logit", "mean signal E[s | action]")
+    fig = _two_panels("gradient per logit", "mean signal E[s | action]")
     actions = [f"a{i + 1} (r = {r:.3g})" for i, r in enumerate(rewards)]
     fig.add_trace(go.Bar(x=actions, y=summary["exact"], name="exact ∇J<sub>K</sub>", marker_color=viz.PALETTE[5]),
                   row=1, col=1)
@@ -82,14 +114,14 @@ def advantage_figure(summary: Mapping[str, Any], rewards: Sequence[float], metho
 
 def variance_figure(summary: Mapping[str, Mapping[str, float]]) -> go.Figure:
     """Left: total variance of each method's gradient estimate. Right: its offset δ in the unified view."""
-    fig = _two_panels("total variance tr Var ĝ", "offset δ (0: centred around the true advantage)")
+    fig = _two_panels("total variance tr Var ĝ", "offset δ (0: centred)", height=480)
     names = list(summary)
     colors = [viz.method_color(n) for n in names]
     labels = [viz.method_label(n) for n in names]
     fig.add_trace(go.Bar(x=labels, y=[summary[n]["variance"] for n in names], marker_color=colors), row=1, col=1)
     fig.add_trace(go.Bar(x=labels, y=[summary[n]["offset"] for n in names], marker_color=colors), row=1, col=2)
     # the method names under the bars turn on a phone and need room below: a taller figure keeps the bars' share
-    fig.update_layout(showlegend=False, height=480)
+    fig.update_layout(showlegend=False)
     return fig
 
 

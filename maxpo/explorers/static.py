@@ -53,7 +53,9 @@ _LINEAR_NOTE = ("<p class='mx-note'><small>Computed in your browser from matrice
 _STYLE = """<style>
 .mx-explorer{margin:0.5em 0 1em 0}
 .mx-controls{display:flex;flex-wrap:wrap;gap:0.4em 1.4em;align-items:center;margin-bottom:0.3em}
-.mx-controls label{display:inline-flex;align-items:center;gap:0.4em;white-space:nowrap}
+.mx-controls label{display:inline-flex;flex-wrap:wrap;align-items:center;gap:0.2em 0.4em;white-space:nowrap;
+  max-width:100%}
+.mx-controls select{max-width:100%}
 .mx-controls input[type=range]{width:9em}
 .mx-controls output{min-width:3.2em;font-variant-numeric:tabular-nums}
 .mx-caption p{margin:0.2em 0}
@@ -103,7 +105,20 @@ def _wrap(body: str, data: dict[str, Any], script: str) -> str:
 
 _GRID_JS = """
 var inputs=Array.prototype.slice.call(root.querySelectorAll('[data-mx]'));
-var plot=root.querySelector('.mx-plot'), caption=root.querySelector('.mx-caption');
+var plot=root.querySelector('.mx-plot'), caption=root.querySelector('.mx-caption'), narrow=null;
+function setPath(o,path,v){var parts=path.replace(/\\[(\\d+)\\]/g,'.$1').split('.');
+  for(var i=0;i<parts.length-1;i++){var p=parts[i];
+    if(o[p]==null){o[p]=/^\\d+$/.test(parts[i+1])?[]:{};}o=o[p];}
+  o[parts[parts.length-1]]=v;}
+function fit(layout){
+  var n=layout.meta&&layout.meta.mx_narrow;
+  narrow=!!n&&root.clientWidth<n.below;
+  if(!narrow){plot.style.height=(layout.height||D.height)+'px';return layout;}
+  layout=JSON.parse(JSON.stringify(layout));
+  Object.keys(n.set).forEach(function(path){setPath(layout,path,n.set[path]);});
+  layout.height=n.height;plot.style.height=n.height+'px';
+  return layout;
+}
 function show(){
   var key=inputs.map(function(el){return el.value;}).join(',');
   inputs.forEach(function(el){var out=el.parentNode.querySelector('output');
@@ -113,10 +128,11 @@ function show(){
   caption.innerHTML=f.caption;
   if(f.data===null){plot.style.display='none';Plotly.purge(plot);return;}
   plot.style.display='';
-  var layout=Object.assign({},D.layout,f.layout);
-  Plotly.react(plot,f.data,layout,D.config);
+  var layout=fit(Object.assign({},D.layout,f.layout));
+  plot.mxDrawn=Plotly.react(plot,f.data,layout,D.config);
 }
 inputs.forEach(function(el){el.addEventListener('input',show);el.addEventListener('change',show);});
+window.addEventListener('resize',function(){var was=narrow;fit(D.layout);if(narrow!==was){show();}});
 show();
 """
 
@@ -157,7 +173,7 @@ def grid_html(explorer: Explorer, controls: Sequence[Control]) -> str:
             + "</div><div class='mx-caption'></div>"
             + f"<div class='mx-plot plotly-graph-div' style='height:{int(height)}px;width:100%'></div>" + _NOTE)
     data = {"frames": frames, "layout": base_layout or {}, "config": dict(viz.PLOTLY_CONFIG),
-            "labels": [c.labels for c in controls]}
+            "labels": [c.labels for c in controls], "height": int(height)}
     return _wrap(body, data, _GRID_JS)
 
 
@@ -222,7 +238,7 @@ function show(){
   var title=meth.label+': Σ A<sub>i</sub> = '+(centred?'0 (centred)':String(parseFloat(sum.toPrecision(4))));
   plot.style.display='';
   var layout=Object.assign({},D.layout,{title:Object.assign({},D.layout.title,{text:title})});
-  Plotly.react(plot,[{type:'bar',x:x,y:A,marker:{color:meth.color},name:meth.label}],layout,D.config);
+  plot.mxDrawn=Plotly.react(plot,[{type:'bar',x:x,y:A,marker:{color:meth.color},name:meth.label}],layout,D.config);
 }
 sliders.concat([kIn,mIn]).forEach(function(el){el.addEventListener('input',show);el.addEventListener('change',show);});
 show();

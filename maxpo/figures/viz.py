@@ -277,6 +277,28 @@ def _log_ticks_for(values: np.ndarray) -> list[float] | None:
     return _log_tickvals(float(values.min()), float(values.max()))
 
 
+#: A log axis whose data span more decades than this gets no minor ticks of its own.
+MINOR_MAX_DECADES = 20
+
+
+def _log_minor_tickvals(values: np.ndarray) -> list[float] | None:
+    """Where a log axis showing ``values`` (every state of its figure) draws its minor ticks, listed explicitly.
+
+    ``m * 10^e`` for m = 1..9, over the data's decades and one more on each side
+    (the autorange pads). plotly 7 left to place them itself next to listed
+    labels (``tickvals``) takes about 40 s for each redraw after a menu or
+    slider changes the data (measured in Chromium on this book's bandits page),
+    which froze the page; listed, a redraw takes milliseconds. ``None`` (no minor
+    ticks) beyond :data:`MINOR_MAX_DECADES` decades or without data.
+    """
+    if values.size == 0:
+        return None
+    lo, hi = math.floor(math.log10(values.min())) - 1, math.ceil(math.log10(values.max())) + 1
+    if hi - lo > MINOR_MAX_DECADES:
+        return None
+    return [float(f"{m * 10.0 ** e:.12g}") for e in range(lo, hi + 1) for m in range(1, 10)]
+
+
 #: Mantissas tried, in order, for the labels of a log axis spanning less than a few decades.
 _LOG_MANTISSAS: tuple[tuple[float, ...], ...] = ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0))
 
@@ -300,8 +322,8 @@ def readable_figure(fig: go.Figure | Mapping[str, Any]) -> dict[str, Any]:
     * A log axis that sets none of ``dtick``/``tickvals`` and whose data span at
       most five decades gets round labels of its own: the powers of ten when
       they give three labels, else 1 and 3, else 1, 2 and 5 times them, ... (with
-      minor ticks between). plotly's default labels every 2 and 5 (or every
-      digit) in a small font there, which overlap into "2, 100, 9…2". Over more
+      minor ticks between, at listed places: :func:`_log_minor_tickvals`). plotly's
+      default labels every 2 and 5 (or every digit) in a small font there, which overlap into "2, 100, 9…2". Over more
       decades plotly already labels whole decades. A slider step or menu button
       that replaces the data (method ``update``) sets the labels for its own data.
     """
@@ -322,7 +344,9 @@ def readable_figure(fig: go.Figure | Mapping[str, Any]) -> dict[str, Any]:
         axis = dict(axis)
         if tickvals is not None:
             axis["tickvals"] = tickvals
-        axis.setdefault("minor", dict(ticks="outside", ticklen=3, showgrid=False))
+        minor = _log_minor_tickvals(np.concatenate([own, *(vals for _, vals in steps)]))
+        if minor is not None:
+            axis.setdefault("minor", dict(ticks="outside", ticklen=3, showgrid=False, tickvals=minor))
         layout[key] = axis
         for step, ticks in step_ticks:
             args = list(step.get("args") or [{}])
