@@ -262,7 +262,7 @@ _LAYOUT_JS = """() => {
     }
     return true;
   };
-  const plots = [], titles = [], covered = [], ticks = [], bars = [], notes = [], controls = [];
+  const plots = [], titles = [], covered = [], ticks = [], bars = [], notes = [], controls = [], cut = [];
   // a control reaches past the right (or left) edge of what holds it: its figure or explorer, and the column
   const pastEdge = (what, el, holder) => {
     const b = el.getBoundingClientRect(), h = holder.getBoundingClientRect();
@@ -289,6 +289,16 @@ _LAYOUT_JS = """() => {
       for (let j = i + 1; j < texts.length; j++)
         if (intersect(texts[i].c, texts[j].c, 1))
           notes.push(name + ': annotations "' + texts[i].t + '" and "' + texts[j].t + '" overlap');
+    // a title (figure, axis) or a legend entry whose drawn text reaches past the figure's own box is cut there
+    const svgBox = (gd.querySelector('svg.main-svg') || gd).getBoundingClientRect();
+    gd.querySelectorAll('text.gtitle, g[class*="title"] text, g.legend text.legendtext').forEach(e => {
+      const b = e.getBoundingClientRect(), t = (e.textContent || '').trim();
+      if (!t || b.width === 0) return;
+      if (b.right > svgBox.right + 2 || b.left < svgBox.left - 2 ||
+          b.bottom > svgBox.bottom + 2 || b.top < svgBox.top - 2)
+        cut.push(name + ': "' + t.slice(0, 50) + '" spans ' + Math.round(b.left - svgBox.left) + '..' +
+                 Math.round(b.right - svgBox.left) + ' px of a ' + Math.round(svgBox.width) + ' px figure');
+    });
     // plotly's own menus and sliders
     gd.querySelectorAll('g.updatemenu-header-group, g.updatemenu-button, g.slider-container').forEach(c =>
       pastEdge(name + ': a plotly ' + (c.matches('g.slider-container') ? 'slider' : 'menu'), c, gd));
@@ -353,7 +363,7 @@ _LAYOUT_JS = """() => {
   });
   return {overflow, clipped, plots, titles, covered, sideways, raw: Array.from(new Set(raw)), outputs, ticks,
           bars: Array.from(new Set(bars)), notes, controls: Array.from(new Set(controls)),
-          column: colBox.width};
+          cut: Array.from(new Set(cut)), column: colBox.width};
 }"""
 
 
@@ -405,11 +415,13 @@ def test_page_layout_fits(browser, book_server, docname: str, width: int) -> Non
       their drawn text boxes intersect by more than 1 px;
     * no control reaches past the right or left edge of its figure or of the text
       column: a plotly menu (its closed header or a row of buttons) or slider, or
-      a static explorer's HTML menu, slider or their label.
+      a static explorer's HTML menu, slider or their label;
+    * no title (the figure's, an axis's) or legend entry of a plotly figure reaches
+      past the figure's own box, where it is cut.
     """
     got = _layout(browser, f"{book_server}/{docname}.html", width)
     problems = (got["plots"] + got["titles"] + got["covered"] + got["clipped"] + got["sideways"] + got["raw"]
-                + got["outputs"] + got["ticks"] + got["bars"] + got["notes"] + got["controls"])
+                + got["outputs"] + got["ticks"] + got["bars"] + got["notes"] + got["controls"] + got["cut"])
     if width >= 1000:
         problems += got["overflow"]
     assert not problems, f"{docname} at {width} px (text column {got['column']:.0f} px):\n" + "\n".join(problems)

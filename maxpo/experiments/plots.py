@@ -59,8 +59,7 @@ def _problem_options(result: dict[str, Any]) -> dict[str, str]:
 # --------------------------------------------------------------------------- bandits
 def gradient_alignment_figure(bandits: dict[str, Any], ks: Sequence[int]) -> go.Figure:
     """cos(grad J_1, grad J_K) against K for each bandit (exact): how far max@K is from the mean."""
-    fig = viz.new_figure(title="Direction of the max@K gradient vs the mean-reward gradient",
-                         x_title="K", y_title="cos(∇J<sub>1</sub>, ∇J<sub>K</sub>)")
+    fig = viz.new_figure(x_title="K", y_title="cos(∇J<sub>1</sub>, ∇J<sub>K</sub>)")  # the caption says what it is
     for i, (name, bd) in enumerate(bandits.items()):
         g1 = bd.gradient(1)
         ys = [float(g1 @ bd.gradient(int(k)) / (g1.norm() * bd.gradient(int(k)).norm())) for k in ks]
@@ -352,8 +351,7 @@ def final_vs_k_figure(exp: dict[str, Any], ks: Sequence[int] = (1, 8)) -> go.Fig
 
     summary = exp["summary"]
     keys = sorted(summary, key=lambda s: int(s))
-    fig = viz.new_figure(title="After training: pass@k against the K that was trained for",
-                         x_title="training K", y_title="final exact value")
+    fig = viz.new_figure(x_title="training K", y_title="final exact value")  # the caption says what it is
     for i, k in enumerate(ks):
         means, up, down = [], [], []
         for key in keys:
