@@ -20,6 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "reference": set(),
     "provenance": set(),  # maxpo.provenance: machine, versions, git; stdlib and torch only
+    "live_glue": set(),  # maxpo.live_glue: the built book's glued numbers for make lab; stdlib only
     "theory": {"core", "reference", "provenance"},
     "figures": set(),  # maxpo.figures (viz, settings): plotly and sizes, nothing of maxpo
     "experiments": {"core", "reference", "theory", "figures", "provenance"},
