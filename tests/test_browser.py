@@ -152,7 +152,35 @@ WIDTHS = (1280, 390)
 #: "overflows" when it is wider than the column; it is "clipped" when it sticks out of
 #: the viewport without a horizontal scroll container (overflow-x auto/scroll) between
 #: it and the column to scroll it into view.
+#: JS: the bars of a plotly figure ``gd`` that reach past their plot area (plotly cuts them there), as
+#: ``{trace, sides}``; the bottom and left of a log axis are not counted (bars start off-axis there). Shared by
+#: the layout check of the drawn state and the check of every control state.
+_CUT_BARS_JS = """
+  const cutBars = (gd) => {
+    const fl = gd._fullLayout, found = [];
+    gd.querySelectorAll('.cartesianlayer g.subplot').forEach(sp => {
+      const id = Array.from(sp.classList).find(c => /^x\\d*y\\d*$/.test(c));
+      const drag = id && gd.querySelector('.draglayer g.' + id + ' rect.nsewdrag');
+      if (!drag) return;
+      const area = drag.getBoundingClientRect();
+      const xa = fl[id.replace(/y.*/, '').replace('x', 'xaxis')], ya = fl['yaxis' + id.replace(/^x\\d*y/, '')];
+      sp.querySelectorAll('g.trace.bars g.point path').forEach(p => {
+        const r = p.getBoundingClientRect();
+        if (r.width === 0 && r.height === 0) return;
+        const sides = [];
+        if (r.top < area.top - 1) sides.push('top');
+        if (r.right > area.right + 1) sides.push('right');
+        if (r.bottom > area.bottom + 1 && !(ya && ya.type === 'log')) sides.push('bottom');
+        if (r.left < area.left - 1 && !(xa && xa.type === 'log')) sides.push('left');
+        if (sides.length) found.push({trace: p.closest('g.trace').__data__?.[0]?.trace?.name || '', sides});
+      });
+    });
+    return found;
+  };
+"""
+
 _LAYOUT_JS = """() => {
+""" + _CUT_BARS_JS + """
   const col = document.querySelector('article.bd-article') || document.querySelector('main');
   const colRect = col.getBoundingClientRect(), colStyle = getComputedStyle(col);
   const padL = parseFloat(colStyle.paddingLeft), padR = parseFloat(colStyle.paddingRight);
@@ -328,24 +356,8 @@ _LAYOUT_JS = """() => {
       }
     }
     // a bar that reaches past its plot area is cut there (plotly clips it at the axis range)
-    gd.querySelectorAll('.cartesianlayer g.subplot').forEach(sp => {
-      const id = Array.from(sp.classList).find(c => /^x\\d*y\\d*$/.test(c));
-      const drag = id && gd.querySelector('.draglayer g.' + id + ' rect.nsewdrag');
-      if (!drag) return;
-      const area = drag.getBoundingClientRect();
-      const xa = fl[id.replace(/y.*/, '').replace('x', 'xaxis')], ya = fl['yaxis' + id.replace(/^x\\d*y/, '')];
-      sp.querySelectorAll('g.trace.bars g.point path').forEach(p => {
-        const r = p.getBoundingClientRect();
-        if (r.width === 0 && r.height === 0) return;
-        const cut = [];
-        if (r.top < area.top - 1) cut.push('top');
-        if (r.right > area.right + 1) cut.push('right');
-        if (r.bottom > area.bottom + 1 && !(ya && ya.type === 'log')) cut.push('bottom');
-        if (r.left < area.left - 1 && !(xa && xa.type === 'log')) cut.push('left');
-        if (cut.length) bars.push(name + ': a bar (' + (p.closest('g.trace').__data__?.[0]?.trace?.name || '') +
-                                  ') is cut at the ' + cut.join(' and ') + ' of the plot area');
-      });
-    });
+    cutBars(gd).forEach(c => bars.push(name + ': a bar (' + c.trace + ') is cut at the ' + c.sides.join(' and ') +
+                                       ' of the plot area'));
     gd.querySelectorAll('.legendtext, .gtitle, .xtitle, .ytitle, [class^="x"][class$="title"], ' +
                         '[class^="y"][class$="title"], .annotation-text, .cbtitle text').forEach(e => {
       const t = (e.textContent || '').trim();
@@ -443,6 +455,7 @@ CALL_BUDGET_MS = 15_000
 #: figure with plotly menus or sliders gets each button or step applied with its own plotly method and
 #: arguments, one control at a time, the others at their active state.
 _BARS_IN_EVERY_STATE_JS = """async ([n, maxStates, figureMs, callMs]) => {
+""" + _CUT_BARS_JS + """
   const gd = document.querySelectorAll('.js-plotly-plot')[n];
   const name = (gd.closest('figure, .cell') || gd).id || ('plot ' + (n + 1));
   const t0 = performance.now(), cut = new Set(), problems = [];
@@ -453,24 +466,8 @@ _BARS_IN_EVERY_STATE_JS = """async ([n, maxStates, figureMs, callMs]) => {
   const check = (label) => {
     const fl = gd._fullLayout;
     if (!fl || gd.style.display === 'none') return;
-    gd.querySelectorAll('.cartesianlayer g.subplot').forEach(sp => {
-      const id = Array.from(sp.classList).find(c => /^x\\d*y\\d*$/.test(c));
-      const drag = id && gd.querySelector('.draglayer g.' + id + ' rect.nsewdrag');
-      if (!drag) return;
-      const area = drag.getBoundingClientRect();
-      const xa = fl[id.replace(/y.*/, '').replace('x', 'xaxis')], ya = fl['yaxis' + id.replace(/^x\\d*y/, '')];
-      sp.querySelectorAll('g.trace.bars g.point path').forEach(p => {
-        const r = p.getBoundingClientRect();
-        if (r.width === 0 && r.height === 0) return;
-        const sides = [];
-        if (r.top < area.top - 1) sides.push('top');
-        if (r.right > area.right + 1) sides.push('right');
-        if (r.bottom > area.bottom + 1 && !(ya && ya.type === 'log')) sides.push('bottom');
-        if (r.left < area.left - 1 && !(xa && xa.type === 'log')) sides.push('left');
-        if (sides.length) cut.add(name + ' (' + label + '): a bar (' +
-          (p.closest('g.trace').__data__?.[0]?.trace?.name || '') + ') is cut at the ' + sides.join(' and '));
-      });
-    });
+    cutBars(gd).forEach(c => cut.add(name + ' (' + label + '): a bar (' + c.trace + ') is cut at the ' +
+                                     c.sides.join(' and ')));
   };
   const spread = (count) => {  // indices 0..count-1, at most maxStates of them, first and last included
     if (count <= maxStates) return Array.from({length: count}, (_, i) => i);
