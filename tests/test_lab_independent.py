@@ -309,24 +309,17 @@ def test_policy_loss_defaults_neither_clip_nor_penalise() -> None:
     assert parts.kl == 0.0 and parts.clip_frac == 0.0
 
 
-@pytest.mark.parametrize("micro_batch, aggregation", [(0, "sequence"), (3, "sequence"), (5, "token")])
-def test_training_step_gradient_and_logged_statistics_by_hand(monkeypatch: pytest.MonkeyPatch, micro_batch: int,
-                                                              aggregation: str) -> None:
-    """One step with a zero learning rate (ratio 1) and a KL term to a perturbed reference: the gradient left in the
-    model equals the gradient of the whole batch's loss written out here (sum over answers of -A_i log pi(y_i) plus
-    beta k3-KL, over G prompts or over all tokens), whatever the micro-batching; the logged loss, KL, advantage and
-    reward statistics equal their definitions computed from the rollout."""
-    import copy
-
+def _stub_scores_and_record_rollouts(monkeypatch: pytest.MonkeyPatch,
+                                     well_formed: Any) -> tuple[Any, list[Any]]:
+    """In the lab's training module, the verifier stubbed to partial rewards ((3 i) mod 5) / 4 of the i-th answer
+    of a call (correct when 1, well formed when ``well_formed(i)``) and every rollout that ``sample`` returns
+    recorded. Returns (the train module, the list the rollouts go to)."""
     from maxpo.lab import train as lab_train
-    from maxpo.lab.distributed import DistInfo
-    from maxpo.lab.loss import advantage_scale
-    from maxpo.lab.sampling import token_logprobs
-    from maxpo.lab.warmstart import build_policy
 
     def fake_score(group, texts):  # noqa: ANN001, ANN202
         partial = [((i * 3) % 5) / 4 for i in range(len(texts))]
-        return [SimpleNamespace(correct=p == 1.0, partial=p, well_formed=i % 3 > 0) for i, p in enumerate(partial)]
+        return [SimpleNamespace(correct=p == 1.0, partial=p, well_formed=well_formed(i))
+                for i, p in enumerate(partial)]
 
     rolls: list[Any] = []
     original_sample = lab_train.sample
@@ -337,6 +330,24 @@ def test_training_step_gradient_and_logged_statistics_by_hand(monkeypatch: pytes
 
     monkeypatch.setattr(lab_train, "score_batch", fake_score)
     monkeypatch.setattr(lab_train, "sample", recording_sample)
+    return lab_train, rolls
+
+
+@pytest.mark.parametrize("micro_batch, aggregation", [(0, "sequence"), (3, "sequence"), (5, "token")])
+def test_training_step_gradient_and_logged_statistics_by_hand(monkeypatch: pytest.MonkeyPatch, micro_batch: int,
+                                                              aggregation: str) -> None:
+    """One step with a zero learning rate (ratio 1) and a KL term to a perturbed reference: the gradient left in the
+    model equals the gradient of the whole batch's loss written out here (sum over answers of -A_i log pi(y_i) plus
+    beta k3-KL, over G prompts or over all tokens), whatever the micro-batching; the logged loss, KL, advantage and
+    reward statistics equal their definitions computed from the rollout."""
+    import copy
+
+    from maxpo.lab.distributed import DistInfo
+    from maxpo.lab.loss import advantage_scale
+    from maxpo.lab.sampling import token_logprobs
+    from maxpo.lab.warmstart import build_policy
+
+    lab_train, rolls = _stub_scores_and_record_rollouts(monkeypatch, well_formed=lambda i: i % 3 > 0)
     beta, g, b = 0.3, 2, 4
     cfg = _tiny_cfg(reward="partial", prompts_per_step=g, samples_per_prompt=b, max_grad_norm=0.0, lr=0.0,
                     kl_coef=beta, micro_batch=micro_batch, aggregation=aggregation)
@@ -598,24 +609,11 @@ def test_policy_loss_statistics_are_read_without_autograd_warnings() -> None:
 
 # ------------------------------------------------------------------------------------------- training step: the rest
 def _step_setup(monkeypatch: pytest.MonkeyPatch, **rl: Any) -> tuple[Any, Any, Any, Any, list]:
-    """A tiny policy and config; scores stubbed to partial rewards ((3 i) mod 5) / 4 of the i-th answer of a call;
-    every rollout recorded. Returns (the train module, cfg, model, tokenizer, rollouts)."""
-    from maxpo.lab import train as lab_train
+    """A tiny policy and config; scores stubbed (:func:`_stub_scores_and_record_rollouts`, every answer well
+    formed); every rollout recorded. Returns (the train module, cfg, model, tokenizer, rollouts)."""
     from maxpo.lab.warmstart import build_policy
 
-    def fake_score(group, texts):  # noqa: ANN001, ANN202
-        partial = [((i * 3) % 5) / 4 for i in range(len(texts))]
-        return [SimpleNamespace(correct=p == 1.0, partial=p, well_formed=True) for p in partial]
-
-    rolls: list[Any] = []
-    original_sample = lab_train.sample
-
-    def recording_sample(*args: Any) -> Any:
-        rolls.append(original_sample(*args))
-        return rolls[-1]
-
-    monkeypatch.setattr(lab_train, "score_batch", fake_score)
-    monkeypatch.setattr(lab_train, "sample", recording_sample)
+    lab_train, rolls = _stub_scores_and_record_rollouts(monkeypatch, well_formed=lambda i: True)
     cfg = _tiny_cfg(**{"reward": "partial", "max_grad_norm": 0.0, "lr": 0.0, **rl})
     model, tok = build_policy(cfg, torch.device("cpu"))
     return lab_train, cfg, model, tok, rolls
