@@ -145,6 +145,19 @@ def test_gradient_variance_statistics_from_prescribed_gradients(monkeypatch: pyt
     assert out["repeats"] == 4 and out["prompts"] == 2 and out["samples_per_prompt"] == 4 and out["k"] == 2
 
 
+def _stub_evaluation(monkeypatch: pytest.MonkeyPatch, ev: Any, fake_sample: Any, flat: Any) -> Any:
+    """In the lab's evaluation module, ``sample`` replaced by ``fake_sample`` (whose answers are single token ids)
+    and the verifier by a lookup: answer id ``t`` scores ``flat[t]`` (correct when 1). Returns a tokenizer stub
+    that decodes an answer to its id."""
+    def fake_score(group, texts):  # noqa: ANN001, ANN202
+        return [SimpleNamespace(correct=flat[int(t)] == 1, partial=float(flat[int(t)]), well_formed=True)
+                for t in texts]
+
+    monkeypatch.setattr(ev, "sample", fake_sample)
+    monkeypatch.setattr(ev, "score_batch", fake_score)
+    return SimpleNamespace(encode=lambda s: [1], bos_id=None, eos_id=0, pad_id=0, decode=lambda ids: str(ids[0]))
+
+
 # ------------------------------------------------------------------------------------------- held-out max@k
 @pytest.mark.parametrize("chunk, vocab", [(4096, None), (5, None), (4096, 2**24), (4096, 2**20)])
 def test_heldout_maxk_of_partial_rewards_by_brute_force(monkeypatch: pytest.MonkeyPatch, chunk: int,
@@ -167,13 +180,7 @@ def test_heldout_maxk_of_partial_rewards_by_brute_force(monkeypatch: pytest.Monk
         answers = [[next(counter)] for _ in prompts]
         return SimpleNamespace(answers=answers, entropy=torch.ones(len(prompts)), n_tokens=2 * len(prompts))
 
-    def fake_score(group, texts):  # noqa: ANN001, ANN202
-        return [SimpleNamespace(correct=flat[int(t)] == 1, partial=float(flat[int(t)]), well_formed=True)
-                for t in texts]
-
-    monkeypatch.setattr(ev, "sample", fake_sample)
-    monkeypatch.setattr(ev, "score_batch", fake_score)
-    tok = SimpleNamespace(encode=lambda s: [1], bos_id=None, eos_id=0, pad_id=0, decode=lambda ids: str(ids[0]))
+    tok = _stub_evaluation(monkeypatch, ev, fake_sample, flat)
     puzzles = [SimpleNamespace(prompt=f"p{i}") for i in range(3)]
     model = torch.nn.Module()
     if vocab:  # a model whose config names its vocabulary: at most about 2^26 / vocab answers per sampling call
@@ -470,13 +477,7 @@ def _heldout_stubs(monkeypatch: pytest.MonkeyPatch, partial: list[list[Fraction]
                                                                                 dtype=torch.float32),
                                n_tokens=tokens_per_answer * len(prompts))
 
-    def fake_score(group, texts):  # noqa: ANN001, ANN202
-        return [SimpleNamespace(correct=flat[int(t)] == 1, partial=float(flat[int(t)]), well_formed=True)
-                for t in texts]
-
-    monkeypatch.setattr(ev, "sample", fake_sample)
-    monkeypatch.setattr(ev, "score_batch", fake_score)
-    tok = SimpleNamespace(encode=lambda s: [1], bos_id=None, eos_id=0, pad_id=0, decode=lambda ids: str(ids[0]))
+    tok = _stub_evaluation(monkeypatch, ev, fake_sample, flat)
     return ev, tok, [SimpleNamespace(prompt=f"p{i}") for i in range(len(partial))], calls
 
 
